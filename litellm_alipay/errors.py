@@ -42,3 +42,35 @@ class ProtocolError(AlipayError):
 
 class DataResidencyError(AlipayError):
     """A request marked as from a guarded region without consent was refused before sending."""
+
+
+class QuotaExceededError(AlipayError):
+    """The client-side rate limiter cannot fit this request within its remaining time budget.
+
+    Raised before anything is sent, and without booking a slot, so the caller may fail over at once
+    instead of waiting out a quota the request cannot meet anyway. ``retry_after`` is the wait (seconds)
+    the request would have needed; the gateway maps this error to ``litellm.RateLimitError`` so the
+    Router cools the deployment down or falls back.
+    """
+
+    def __init__(self, key: str, retry_after: float, max_wait: float) -> None:
+        self.key = key
+        self.retry_after = retry_after
+        self.max_wait = max_wait
+        super().__init__(
+            f"client-side quota for {key!r} exhausted: next slot in {retry_after:.3f}s, "
+            f"budget {max_wait:.3f}s"
+        )
+
+
+class CircuitOpenError(AlipayError):
+    """The circuit breaker for this tenant is open (or its single half-open trial is busy).
+
+    Raised before sending so a failing gateway is not hammered and callers fail fast; ``retry_after``
+    is a hint in seconds. The gateway maps this error to ``litellm.ServiceUnavailableError``.
+    """
+
+    def __init__(self, key: str, retry_after: float) -> None:
+        self.key = key
+        self.retry_after = retry_after
+        super().__init__(f"circuit open for {key!r}; retry in {retry_after:.3f}s")
