@@ -1,0 +1,19 @@
+"""Pure transforms between OpenAI/LiteLLM shapes and the Alipay AI methods (PROTOCOL.md Part B).
+
+No I/O, no settings: the gateway adapter signs, sends and verifies; these functions only reshape data.
+
+- ``chat_biz_content`` / ``chat_model_response``: B1 request and response.
+- ``StreamTransformer``: B3 chunks → LiteLLM ``GenericStreamingChunk`` dicts.
+- ``embed_biz_contents`` / ``embedding_response``: B2 batches and their reassembly.
+"""
+
+from .chat import alipay_fields, chat_biz_content, chat_model_response, finish_reason
+from .embeddings import MAX_INPUT_CHARS, embed_biz_contents, embedding_response
+from .params import LITELLM_INTERNAL_PARAMS, NO_OP_DEFAULTS
+from .stream import StreamTransformer
+
+__all__ = [
+    "chat_biz_content", "chat_model_response", "StreamTransformer", "embed_biz_contents",
+    "embedding_response", "alipay_fields", "finish_reason", "LITELLM_INTERNAL_PARAMS", "NO_OP_DEFAULTS",
+    "MAX_INPUT_CHARS",
+]
