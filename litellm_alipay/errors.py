@@ -15,6 +15,8 @@ Router must act on (fallbacks, cooldowns, retries) are raised as LiteLLM's own e
 
 from __future__ import annotations
 
+import httpx
+
 
 class AlipayError(Exception):
     """Base of every error this package defines itself."""
@@ -42,6 +44,123 @@ class ProtocolError(AlipayError):
 
 class DataResidencyError(AlipayError):
     """A request marked as from a guarded region without consent was refused before sending."""
+
+
+class TransportError(AlipayError):
+    """The HTTP exchange itself failed; ``sent`` says whether the request may have reached the gateway."""
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        self.sent = sent
+        super().__init__(message)
+
+
+class ConnectTimeoutError(TransportError):
+    """No connection within ``connect_timeout``; nothing was sent."""
+
+
+class ReadTimeoutError(TransportError):
+    """The gateway stalled past the read timeout (or the call's deadline)."""
+
+
+class ConnectionDroppedError(TransportError):
+    """The connection closed before a whole response arrived (dropped or truncated)."""
+
+
+# --------------------------------------------------------------------------- mapping to LiteLLM
+_REDACT_KEYS = frozenset({
+    "sign", "app_private_key", "private_key", "api_key", "auth_token", "app_auth_token",
+    "access_token", "refresh_token", "encrypt_key", "authorization", "alipay-signature",
+})
+
+
+def redact(params: dict) -> dict:
+    """A copy of a parameter or header dict safe to log: signatures, keys and tokens masked."""
+    return {k: ("***" if str(k).lower() in _REDACT_KEYS else v) for k, v in params.items()}
+
+
+def _exception_table() -> dict[str, type]:
+    import litellm
+
+    return {
+        "AI.COMPLIANCE_REJECTED": litellm.ContentPolicyViolationError,
+        "AI.CONTEXT_LENGTH_EXCEEDED": litellm.ContextWindowExceededError,
+        "AI.MODEL_NOT_FOUND": litellm.NotFoundError,
+        "AI.RATE_LIMITED": litellm.RateLimitError,
+        "AI.INVALID_REQUEST": litellm.BadRequestError,
+    }
+
+
+def error_class(code: str | None, sub_code: str | None, status: int = 200) -> type:
+    """The LiteLLM exception class that makes the Router act right on this Alipay outcome."""
+    import litellm
+
+    sub = sub_code or ""
+    by_sub = _exception_table().get(sub)
+    if by_sub is not None:
+        return by_sub
+    if status == 429:
+        return litellm.RateLimitError
+    if status >= 500 or code == "20000" or "SYSTEM_ERROR" in sub or "unknow-error" in sub:
+        return litellm.ServiceUnavailableError
+    if code == "20001":
+        return litellm.AuthenticationError
+    if code == "40006":
+        return litellm.PermissionDeniedError
+    if sub in ("isv.invalid-signature", "isv.missing-signature", "isv.invalid-app-id",
+               "isv.missing-app-id", "isv.invalid-timestamp", "isv.app-cert-sn-mismatch") or status == 401:
+        return litellm.AuthenticationError
+    if status == 403:
+        return litellm.PermissionDeniedError
+    if status == 404:
+        return litellm.NotFoundError
+    return litellm.BadRequestError
+
+
+def gateway_error(
+    node: dict, *, model: str, status: int = 200, provider: str = "alipay"
+) -> Exception:
+    """The LiteLLM exception for a failed gateway node, carrying code, sub_code and trace_id."""
+    code = str(node.get("code") or "")
+    sub_code = str(node.get("sub_code") or "") or None
+    trace_id = node.get("trace_id")
+    detail = node.get("sub_msg") or node.get("msg") or node.get("message") or "gateway error"
+    unsigned = " (unsigned response)" if node.get("_unsigned") else ""
+    label = " ".join(part for part in (code or str(status), sub_code) if part)
+    message = f"Alipay {label}: {detail}{unsigned}"
+    if trace_id:
+        message += f" (trace_id={trace_id})"
+    return _build(error_class(code, sub_code, status), message, model, provider, code, sub_code, trace_id)
+
+
+def _build(cls: type, message: str, model: str, provider: str, code: str | None,
+           sub_code: str | None, trace_id: str | None) -> Exception:
+    import litellm
+
+    kwargs: dict = {"message": message, "llm_provider": provider, "model": model}
+    if cls is litellm.PermissionDeniedError:  # the one class whose response is required
+        kwargs["response"] = httpx.Response(403, request=httpx.Request("POST", "https://alipay.invalid"))
+    exc = cls(**kwargs)
+    exc.alipay_code = code  # type: ignore[attr-defined]
+    exc.sub_code = sub_code  # type: ignore[attr-defined]
+    exc.trace_id = trace_id  # type: ignore[attr-defined]
+    return exc
+
+
+def local_error(exc: AlipayError, *, model: str, provider: str = "alipay") -> Exception:
+    """Map one of our own errors (transport, signature, guards) to the LiteLLM class the Router needs."""
+    import litellm
+
+    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
+        cls, code = litellm.Timeout, "timeout"
+    elif isinstance(exc, TransportError):
+        cls, code = litellm.APIConnectionError, "connection"
+    elif isinstance(exc, SignatureError | ProtocolError):
+        cls, code = litellm.BadGatewayError, "unverified-response"
+    elif isinstance(exc, ConfigurationError):
+        cls, code = litellm.BadRequestError, "configuration"
+    else:
+        cls, code = getattr(exc, "litellm_class", litellm.ServiceUnavailableError), type(exc).__name__
+    return _build(cls, f"Alipay {code}: {exc}", model, provider, code, None, None)
 
 
 class QuotaExceededError(AlipayError):

@@ -1,0 +1,265 @@
+"""Every tunable of a deployment, validated once into one immutable object.
+
+Values come from the deployment (``litellm_params`` / call kwargs, which LiteLLM hands a custom provider
+in ``optional_params``), then from ``ALIPAY_*`` environment variables, then defaults. Names follow the
+official SDK's config. Keys and certificates are accepted as PEM, bare base64, or a path to a file
+holding either; they are parsed here, once, and never appear in ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import protocol
+from .errors import ConfigurationError
+from .signing import (
+    SIGN_TYPES,
+    CertKeyRing,
+    PrivateKey,
+    PublicKey,
+    cert_sn,
+    load_private_key,
+    load_public_key,
+    root_cert_sn,
+)
+
+#: setting name -> environment variable
+ENV = {
+    "app_id": "ALIPAY_APP_ID",
+    "app_private_key": "ALIPAY_APP_PRIVATE_KEY",
+    "alipay_public_key": "ALIPAY_PUBLIC_KEY",
+    "api_base": "ALIPAY_GATEWAY_URL",
+    "sandbox": "ALIPAY_SANDBOX",
+    "sign_type": "ALIPAY_SIGN_TYPE",
+    "charset": "ALIPAY_CHARSET",
+    "protocol": "ALIPAY_PROTOCOL",
+    "app_cert": "ALIPAY_APP_CERT",
+    "alipay_public_cert": "ALIPAY_PUBLIC_CERT",
+    "alipay_root_cert": "ALIPAY_ROOT_CERT",
+    "app_auth_token": "ALIPAY_APP_AUTH_TOKEN",
+    "encrypt_key": "ALIPAY_ENCRYPT_KEY",
+    "verify_response": "ALIPAY_VERIFY_RESPONSE",
+    "read_timeout": "ALIPAY_READ_TIMEOUT",
+    "connect_timeout": "ALIPAY_CONNECT_TIMEOUT",
+    "pool_size": "ALIPAY_POOL_SIZE",
+    "http2": "ALIPAY_HTTP2",
+    "transport": "ALIPAY_TRANSPORT",
+    "redis_url": "ALIPAY_REDIS_URL",
+    "rate_limit_per_second": "ALIPAY_RATE_LIMIT_PER_SECOND",
+    "rate_limit_per_minute": "ALIPAY_RATE_LIMIT_PER_MINUTE",
+}
+#: Deployment keys that are settings, never request parameters: removed before transforms run.
+SETTING_NAMES = frozenset(ENV) | {"api_key"}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _read_key_text(name: str, value: str) -> str:
+    """The key text itself, reading ``value`` as a file path when it names an existing file."""
+    text = value.strip()
+    if "-----BEGIN" not in text and len(text) < 1024 and os.path.isfile(os.path.expanduser(text)):
+        try:
+            with open(os.path.expanduser(text), encoding="ascii", errors="ignore") as f:
+                return f.read()
+        except OSError as exc:
+            raise ConfigurationError(name, f"cannot read the file it names ({exc.strerror})") from None
+    return text
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigurationError(name, f"must be true or false, got {value!r}")
+
+
+def _number(name: str, value: Any, kind: type, minimum: float) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(name, f"must be a {kind.__name__}, got {value!r}") from None
+    if number < minimum:
+        raise ConfigurationError(name, f"must be at least {minimum}, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True, repr=False)
+class AlipaySettings:
+    app_id: str
+    app_private_key: PrivateKey
+    gateway_url: str
+    alipay_public_key: PublicKey | None = None
+    cert_ring: CertKeyRing | None = None
+    app_cert_sn: str | None = None
+    alipay_root_cert_sn: str | None = None
+    sign_type: str = "RSA2"
+    charset: str = "utf-8"
+    protocol: str = "v2"
+    app_auth_token: str | None = None
+    encrypt_key: str | None = None
+    verify_response: bool = True
+    read_timeout: float = 15.0
+    connect_timeout: float = 5.0
+    pool_size: int = 30
+    http2: bool = False
+    transport: str = "aiohttp"
+    redis_url: str | None = None
+    rate_limit_per_second: float | None = None
+    rate_limit_per_minute: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        mode = "cert" if self.cert_ring else "key"
+        return (
+            f"AlipaySettings(app_id={self.app_id!r}, gateway_url={self.gateway_url!r}, "
+            f"protocol={self.protocol!r}, sign_type={self.sign_type!r}, mode={mode!r})"
+        )
+
+    @property
+    def v3_base(self) -> str:
+        """Scheme and host of the gateway URL: v3 paths hang off it."""
+        parts = urlsplit(self.gateway_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def response_key(self) -> PublicKey | CertKeyRing:
+        if self.cert_ring is not None:
+            return self.cert_ring
+        assert self.alipay_public_key is not None
+        return self.alipay_public_key
+
+
+def _raw(name: str, given: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+    value = given.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        value = env.get(ENV[name]) if name in ENV else None
+    return value
+
+
+def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = None) -> AlipaySettings:
+    """Validate one deployment's settings; every error names the setting at fault."""
+    env = os.environ if env is None else env
+    raw = {name: _raw(name, given, env) for name in ENV}
+
+    app_id = raw["app_id"]
+    if not app_id or not str(app_id).strip():
+        raise ConfigurationError("app_id", "is required (deployment setting or ALIPAY_APP_ID)")
+    app_id = str(app_id).strip()
+    if not app_id.isdigit():
+        raise ConfigurationError("app_id", "must be the numeric Alipay app id")
+
+    private_text = raw["app_private_key"] or given.get("api_key")
+    if not private_text:
+        raise ConfigurationError(
+            "app_private_key", "is required (deployment setting, api_key or ALIPAY_APP_PRIVATE_KEY)"
+        )
+    private_key = load_private_key(_read_key_text("app_private_key", str(private_text)), "app_private_key")
+
+    sign_type = str(raw["sign_type"] or "RSA2").upper()
+    if sign_type not in ("RSA2", "RSA"):
+        raise ConfigurationError("sign_type", f"must be RSA2 or RSA for RSA keys (one of {SIGN_TYPES})")
+    charset = str(raw["charset"] or "utf-8").lower()
+    try:
+        "测试".encode(charset)
+    except (LookupError, UnicodeEncodeError):
+        raise ConfigurationError("charset", f"{charset!r} is not a charset that can carry Chinese") from None
+
+    proto = str(raw["protocol"] or "v2").lower()
+    if proto not in ("v2", "v3"):
+        raise ConfigurationError("protocol", "must be v2 (gateway.do) or v3 (REST)")
+
+    sandbox = _bool("sandbox", raw["sandbox"] or False)
+    gateway_url = str(raw["api_base"] or (protocol.SANDBOX_URL if sandbox else protocol.PRODUCTION_URL))
+    parts = urlsplit(gateway_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError("api_base", "must be a full URL such as https://openapi.alipay.com/gateway.do")
+    if proto == "v2" and not parts.path.endswith("gateway.do"):
+        raise ConfigurationError("api_base", "must end in /gateway.do for the v2 protocol")
+
+    verify = _bool("verify_response", raw["verify_response"] if raw["verify_response"] is not None else True)
+    public_key = cert_ring = app_sn = root_sn = None
+    if raw["app_cert"] or raw["alipay_public_cert"] or raw["alipay_root_cert"]:
+        for name in ("app_cert", "alipay_public_cert", "alipay_root_cert"):
+            if not raw[name]:
+                raise ConfigurationError(name, "is required in certificate mode (all three certificates)")
+        app_sn = cert_sn(_read_key_text("app_cert", str(raw["app_cert"])))
+        root_sn = root_cert_sn(_read_key_text("alipay_root_cert", str(raw["alipay_root_cert"])))
+        cert_ring = CertKeyRing([_read_key_text("alipay_public_cert", str(raw["alipay_public_cert"]))])
+    elif raw["alipay_public_key"]:
+        public_key = load_public_key(
+            _read_key_text("alipay_public_key", str(raw["alipay_public_key"])), "alipay_public_key"
+        )
+    elif verify:
+        raise ConfigurationError(
+            "alipay_public_key",
+            "is required to verify responses (or set the certificate-mode settings, "
+            "or verify_response: false for testing only)",
+        )
+
+    transport = str(raw["transport"] or "aiohttp").lower()
+    if transport not in ("aiohttp", "httpx"):
+        raise ConfigurationError("transport", "must be aiohttp or httpx")
+
+    def opt_rate(name: str) -> float | None:
+        return None if raw[name] in (None, "") else _number(name, raw[name], float, 0.001)
+
+    return AlipaySettings(
+        app_id=app_id,
+        app_private_key=private_key,
+        gateway_url=gateway_url,
+        alipay_public_key=public_key,
+        cert_ring=cert_ring,
+        app_cert_sn=app_sn,
+        alipay_root_cert_sn=root_sn,
+        sign_type=sign_type,
+        charset=charset,
+        protocol=proto,
+        app_auth_token=str(raw["app_auth_token"]) if raw["app_auth_token"] else None,
+        encrypt_key=str(raw["encrypt_key"]) if raw["encrypt_key"] else None,
+        verify_response=verify,
+        read_timeout=_number("read_timeout", raw["read_timeout"] or 15.0, float, 0.001),
+        connect_timeout=_number("connect_timeout", raw["connect_timeout"] or 5.0, float, 0.001),
+        pool_size=_number("pool_size", raw["pool_size"] or 30, int, 1),
+        http2=_bool("http2", raw["http2"] or False),
+        transport=transport,
+        redis_url=str(raw["redis_url"]) if raw["redis_url"] else None,
+        rate_limit_per_second=opt_rate("rate_limit_per_second"),
+        rate_limit_per_minute=opt_rate("rate_limit_per_minute"),
+    )
+
+
+_cache: dict[tuple, AlipaySettings] = {}
+_cache_lock = threading.Lock()
+
+
+def settings_for(given: Mapping[str, Any]) -> AlipaySettings:
+    """The validated settings of a deployment, built once and reused for every call."""
+    fingerprint = tuple(
+        (name, str(given.get(name)) if given.get(name) is not None else os.environ.get(ENV.get(name, ""), ""))
+        for name in sorted(SETTING_NAMES)
+    )
+    found = _cache.get(fingerprint)
+    if found is None:
+        built = build_settings(given)
+        with _cache_lock:
+            found = _cache.setdefault(fingerprint, built)
+    return found
+
+
+def split_params(optional_params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(settings, request params)``: a deployment's settings never travel as request parameters."""
+    settings: dict[str, Any] = {}
+    request: dict[str, Any] = {}
+    for key, value in optional_params.items():
+        (settings if key in SETTING_NAMES else request)[key] = value
+    return settings, request
