@@ -33,6 +33,43 @@ def _bare_der(data: bytes, what: str) -> bytes:
         raise KeyFormatError(what, "is neither PEM nor bare base64") from None
 
 
+def _der_or_none(data: bytes) -> bytes | None:
+    try:
+        return base64.b64decode(b"".join(data.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _is_public_key(data: bytes) -> bool:
+    """Whether ``data`` (that failed to load as a private key) is a public key: a common mix-up."""
+    try:
+        if _PEM_BLOCK.search(data):
+            serialization.load_pem_public_key(data)
+        else:
+            der = _der_or_none(data)
+            if not der:
+                return False
+            serialization.load_der_public_key(der)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _is_private_key(data: bytes) -> bool:
+    """Whether ``data`` (that failed to load as a public key) is a private key."""
+    try:
+        if _PEM_BLOCK.search(data):
+            serialization.load_pem_private_key(data, password=None)
+        else:
+            der = _der_or_none(data)
+            if not der:
+                return False
+            serialization.load_der_private_key(der, password=None)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 @functools.lru_cache(maxsize=64)
 def _load_private(data: bytes, what: str) -> PrivateKey:
     try:
@@ -44,6 +81,10 @@ def _load_private(data: bytes, what: str) -> PrivateKey:
     except KeyFormatError:
         raise
     except (ValueError, TypeError):
+        if _is_public_key(data):
+            raise KeyFormatError(
+                what, "holds a public key; the app's private key is needed here"
+            ) from None
         raise KeyFormatError(
             what, "expected an RSA private key as PEM or bare base64 (PKCS#1 or PKCS#8)"
         ) from None
@@ -76,6 +117,10 @@ def _load_public(data: bytes, what: str) -> PublicKey:
     except KeyFormatError:
         raise
     except (ValueError, TypeError):
+        if _is_private_key(data):
+            raise KeyFormatError(
+                what, "holds a private key; a public key (or certificate) is needed here"
+            ) from None
         raise KeyFormatError(
             what, "expected an RSA public key (SubjectPublicKeyInfo) or X.509 certificate, "
             "as PEM or bare base64"

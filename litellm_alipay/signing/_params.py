@@ -93,7 +93,12 @@ def hmac_verify(data: bytes, signature: str, secret: str | bytes) -> bool:
 def _params_bytes(params: Mapping[str, Any]) -> tuple[bytes, str]:
     charset = str(params.get("charset") or "utf-8")
     sign_type = str(params.get("sign_type") or "RSA2")
-    return build_sign_content(params).encode(charset), sign_type
+    try:
+        return build_sign_content(params).encode(charset), sign_type
+    except LookupError:
+        raise ConfigurationError("charset", f"{charset!r} is not a known charset") from None
+    except UnicodeEncodeError:
+        raise ConfigurationError("charset", f"the parameters cannot be encoded in {charset}") from None
 
 
 def sign_params(params: Mapping[str, Any], private_key: KeyText | PrivateKey | bytes) -> str:
@@ -112,7 +117,10 @@ def verify_params(params: Mapping[str, Any], public_key: KeyText | PublicKey | b
     signature = params.get("sign")
     if not signature:
         return False
-    data, sign_type = _params_bytes(params)
+    try:
+        data, sign_type = _params_bytes(params)
+    except ConfigurationError:  # a charset the request cannot be encoded in: not a valid request
+        return False
     if sign_type == "HMAC-SHA256":
         return hmac_verify(data, str(signature), public_key)  # type: ignore[arg-type]
     if sign_type not in _HASHES:

@@ -94,7 +94,7 @@ def _string_end(body: bytes, start: int) -> int:
 def _top_level(body: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(body.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurd nesting
         raise SignatureError("response body is not JSON") from None
     if not isinstance(doc, dict):
         raise SignatureError("response body is not a JSON object")
@@ -134,7 +134,10 @@ def verify_response(
         if name == "error_response":
             return _unsigned_error(node)
         raise SignatureError("response is not signed")
-    key = public_key(doc.get("alipay_cert_sn")) if callable(public_key) else public_key
+    cert_sn = doc.get("alipay_cert_sn")
+    if cert_sn is not None and not isinstance(cert_sn, str):
+        raise SignatureError("alipay_cert_sn is not a string")
+    key = public_key(cert_sn) if callable(public_key) else public_key
     if not verify_node(node, signature, key, sign_type):
         raise SignatureError(f"{name} signature does not verify")
     return _parse_node(node, decrypt)
@@ -147,7 +150,7 @@ def _parse_node(node: bytes, decrypt: Callable[[str], str] | None) -> dict[str, 
             if decrypt is None:
                 raise SignatureError("response node is encrypted and no key is configured")
             value = json.loads(decrypt(value))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise SignatureError("response node is not JSON") from None
     if not isinstance(value, dict):
         raise SignatureError("response node is not a JSON object")
