@@ -1,0 +1,39 @@
+"""litellm-alipay: Alipay's AI gateway as a LiteLLM provider.
+
+    import litellm, litellm_alipay
+    litellm_alipay.register()
+    litellm.completion(model="alipay/ant-fin-chat", messages=[...])
+
+In a proxy config: ``custom_provider_map: [{provider: alipay, custom_handler: litellm_alipay.alipay_llm}]``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import (
+    AlipayError,
+    ConfigurationError,
+    DataResidencyError,
+    KeyFormatError,
+    ProtocolError,
+    SignatureError,
+    TransportError,
+)
+
+if TYPE_CHECKING:
+    from .provider import AlipayLLM, alipay_llm, register
+
+__all__ = [
+    "AlipayLLM", "alipay_llm", "register", "AlipayError", "ConfigurationError", "DataResidencyError",
+    "KeyFormatError", "ProtocolError", "SignatureError", "TransportError",
+]
+
+
+def __getattr__(name: str):
+    """The provider imports litellm (seconds); the signer and emulator must not pay for that."""
+    if name in ("AlipayLLM", "alipay_llm", "register"):
+        from . import provider
+
+        return getattr(provider, name)
+    raise AttributeError(name)

@@ -117,8 +117,12 @@ def verify_response(
     sign_type: str = "RSA2",
     *,
     decrypt: Callable[[str], str] | None = None,
+    charset: str = "utf-8",
 ) -> dict[str, Any]:
     """The verified response node as a dict, or ``SignatureError``.
+
+    With a ``charset`` other than UTF-8 (GBK) the node is located in the decoded text, since GBK's
+    second bytes can equal ``{``, ``}`` or ``\\``, and verified over its bytes in that charset.
 
     ``public_key`` may be a callable taking the response's ``alipay_cert_sn`` (certificate mode).
     An unsigned ``error_response`` is returned with ``"_unsigned": True`` so a caller may report the
@@ -127,6 +131,12 @@ def verify_response(
     if sign_type not in ("RSA2", "RSA"):
         raise SignatureError(f"sign_type {sign_type!r} cannot verify a response")
     body = raw_body.encode("utf-8") if isinstance(raw_body, str) else bytes(raw_body)
+    utf8 = charset.replace("_", "-").lower() in ("utf-8", "utf8")
+    if not utf8:
+        try:
+            body = body.decode(charset).encode("utf-8")
+        except (LookupError, UnicodeDecodeError):
+            raise SignatureError(f"response body is not {charset}") from None
     name, node, _ = extract_signed_node(body, method)
     doc = _top_level(body)
     signature = doc.get("sign")
@@ -138,7 +148,8 @@ def verify_response(
     if cert_sn is not None and not isinstance(cert_sn, str):
         raise SignatureError("alipay_cert_sn is not a string")
     key = public_key(cert_sn) if callable(public_key) else public_key
-    if not verify_node(node, signature, key, sign_type):
+    signed = node if utf8 else node.decode("utf-8").encode(charset)
+    if not verify_node(signed, signature, key, sign_type):
         raise SignatureError(f"{name} signature does not verify")
     return _parse_node(node, decrypt)
 

@@ -1,0 +1,302 @@
+"""The gateway adapter: one call = envelope → sign → send → verify → result node.
+
+It composes the pure rooms (protocol, signing) with the transport, and turns every failure into the
+LiteLLM exception the Router needs (``errors.gateway_error`` / ``errors.local_error``). It knows nothing
+of OpenAI shapes: the provider hands it a ``biz_content`` dict and gets verified Alipay nodes back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+from . import protocol
+from .errors import AlipayError, ProtocolError, SignatureError, gateway_error, local_error, redact
+from .settings import AlipaySettings
+from .signing import (
+    aes_decrypt,
+    aes_encrypt,
+    response_node_name,
+    rsa_verify,
+    v3_authorization,
+    v3_verify,
+    verify_response,
+)
+from .transport import HttpRequest, HttpResponse, async_transport, sync_transport
+
+logger = logging.getLogger("litellm_alipay")
+
+_V2_HEADERS = {"Accept": "application/json, text/event-stream"}
+
+
+class Gateway:
+    """Calls to one configured gateway. Cheap to hold; built once per deployment settings."""
+
+    def __init__(self, settings: AlipaySettings, provider: str = "alipay") -> None:
+        self.settings = settings
+        self.provider = provider
+        self._content_type = {
+            **_V2_HEADERS, "Content-Type": protocol.form_content_type(settings.charset)
+        }
+
+    # ------------------------------------------------------------------------------ request side
+    def build_request(
+        self, method: str, biz_content: Mapping[str, Any], *, auth_token: str | None = None,
+        read_timeout: float | None = None,
+    ) -> tuple[HttpRequest, dict[str, str]]:
+        """The signed HTTP request for one call, and its parameters (for redacted logging)."""
+        s = self.settings
+        timeout = min(read_timeout, s.read_timeout) if read_timeout else s.read_timeout
+        if s.protocol == "v3":
+            return self._build_v3(method, biz_content, timeout), dict(biz_content)
+        biz_text = json.dumps(biz_content, ensure_ascii=False, separators=(",", ":"))
+        params = protocol.common_params(
+            s.app_id, method, aes_encrypt(biz_text, s.encrypt_key, s.charset) if s.encrypt_key else biz_text,
+            charset=s.charset, sign_type=s.sign_type, app_auth_token=s.app_auth_token,
+            auth_token=auth_token, app_cert_sn=s.app_cert_sn, alipay_root_cert_sn=s.alipay_root_cert_sn,
+            encrypt_type="AES" if s.encrypt_key else None,
+        )
+        signed = protocol.sign_request(params, s.app_private_key)
+        query, body = protocol.encode_request(signed, s.charset)
+        request = HttpRequest(
+            url=f"{s.gateway_url}?{query}", content=body, headers=self._content_type,
+            read_timeout=timeout, connect_timeout=s.connect_timeout,
+        )
+        return request, params
+
+    def _build_v3(self, method: str, biz_content: Mapping[str, Any], timeout: float) -> HttpRequest:
+        s = self.settings
+        path = protocol.V3_PATHS[method]
+        body = json.dumps(biz_content, ensure_ascii=False, separators=(",", ":"))
+        auth = v3_authorization(
+            s.app_id, "POST", path, body, s.app_private_key, app_cert_sn=s.app_cert_sn,
+            app_auth_token=s.app_auth_token,
+        )
+        headers = {"Authorization": auth, "Content-Type": "application/json; charset=utf-8",
+                   "Accept": "application/json, text/event-stream"}
+        if s.app_auth_token:
+            headers["alipay-app-auth-token"] = s.app_auth_token
+        return HttpRequest(
+            url=s.v3_base + path, content=body.encode("utf-8"), headers=headers,
+            read_timeout=timeout, connect_timeout=s.connect_timeout,
+        )
+
+    # ----------------------------------------------------------------------------- response side
+    def parse_response(self, method: str, response: HttpResponse, model: str) -> dict[str, Any]:
+        """The verified success node, or the LiteLLM exception for what went wrong."""
+        if self.settings.protocol == "v3":
+            return self._parse_v3(response, model)
+        if response.status >= 500:
+            raise gateway_error({"code": "20000", "sub_msg": f"HTTP {response.status}"},
+                                model=model, status=response.status, provider=self.provider)
+        node = self._verified_node(method, response.content, model)
+        if response.status == 429 or not protocol.is_success(node):
+            raise gateway_error(node, model=model, status=response.status, provider=self.provider)
+        return node
+
+    def _verified_node(self, method: str, body: bytes, model: str) -> dict[str, Any]:
+        s = self.settings
+        decrypt = (lambda text: aes_decrypt(text, s.encrypt_key, s.charset)) if s.encrypt_key else None
+        try:
+            if s.verify_response:
+                return verify_response(body, method, s.response_key, s.sign_type, decrypt=decrypt,
+                                       charset=s.charset)
+            return _unverified_node(body, method, decrypt)
+        except AlipayError as exc:
+            raise local_error(exc, model=model, provider=self.provider) from None
+
+    def _parse_v3(self, response: HttpResponse, model: str) -> dict[str, Any]:
+        s = self.settings
+        body = response.content
+        if s.verify_response:
+            h = response.headers
+            signature, ts, nonce = h.get("alipay-signature"), h.get("alipay-timestamp"), h.get("alipay-nonce")
+            key = s.response_key(h.get("alipay-sn")) if s.cert_ring else s.response_key
+            if not (signature and ts and nonce and v3_verify(ts, nonce, body, signature, key)):
+                if response.status >= 500:
+                    raise gateway_error({"code": "20000", "sub_msg": f"HTTP {response.status}"},
+                                        model=model, status=response.status, provider=self.provider)
+                raise local_error(SignatureError("v3 response signature does not verify"),
+                                  model=model, provider=self.provider)
+        try:
+            node = json.loads(body)
+        except ValueError:
+            raise local_error(ProtocolError("v3 response is not JSON"), model=model,
+                              provider=self.provider) from None
+        if response.status >= 400:
+            raise gateway_error({"code": str(response.status), "sub_code": node.get("code"),
+                                 "sub_msg": node.get("message")},
+                                model=model, status=response.status, provider=self.provider)
+        if "code" in node and not protocol.is_success(node):
+            raise gateway_error(node, model=model, status=response.status, provider=self.provider)
+        return node
+
+    def log_failure(self, method: str, params: Mapping[str, Any], exc: BaseException,
+                    response: HttpResponse | None = None) -> None:
+        """Opaque gateway failures are diagnosed from the request: log it, secrets masked."""
+        if logger.isEnabledFor(logging.WARNING):
+            logger.warning(
+                "alipay %s failed: %s | params=%s | response_headers=%s",
+                method, exc, redact(dict(params)),
+                redact(dict(response.headers)) if response is not None else None,
+            )
+
+    # ----------------------------------------------------------------------------------- calls
+    def call(self, method: str, biz: Mapping[str, Any], model: str, *,
+             timeout: float | None = None, auth_token: str | None = None) -> dict[str, Any]:
+        request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout)
+        transport = sync_transport(self.settings.pool_size, self.settings.http2)
+        response = None
+        try:
+            response = transport.send(request)
+            return self.parse_response(method, response, model)
+        except AlipayError as exc:
+            self.log_failure(method, params, exc, response)
+            raise local_error(exc, model=model, provider=self.provider) from None
+        except Exception as exc:
+            self.log_failure(method, params, exc, response)
+            raise
+
+    async def acall(self, method: str, biz: Mapping[str, Any], model: str, *,
+                    timeout: float | None = None, auth_token: str | None = None) -> dict[str, Any]:
+        request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout)
+        s = self.settings
+        transport = async_transport(s.transport, s.pool_size, s.http2)
+        response = None
+        try:
+            response = await transport.send(request)
+            return self.parse_response(method, response, model)
+        except AlipayError as exc:
+            self.log_failure(method, params, exc, response)
+            raise local_error(exc, model=model, provider=self.provider) from None
+        except Exception as exc:
+            self.log_failure(method, params, exc, response)
+            raise
+
+    # ------------------------------------------------------------------------------- streaming
+    def stream(self, biz: Mapping[str, Any], model: str, *, timeout: float | None = None,
+               auth_token: str | None = None) -> Iterator[dict[str, Any]]:
+        """B3 chunk dicts as they arrive; raises at the end unless the ``sign`` event verifies."""
+        method = protocol.METHOD_CHAT
+        request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout)
+        transport = sync_transport(self.settings.pool_size, self.settings.http2)
+        try:
+            response = transport.send(request, stream=True)
+        except AlipayError as exc:
+            self.log_failure(method, params, exc)
+            raise local_error(exc, model=model, provider=self.provider) from None
+        try:
+            if not _is_event_stream(response.headers):
+                content = b"".join(response)
+                self.parse_response(method, HttpResponse(response.status, response.headers, content), model)
+                raise local_error(ProtocolError("a streaming request was answered without a stream"),
+                                  model=model, provider=self.provider)
+            verifier = StreamVerifier(self, model)
+            decoder = protocol.SSEDecoder(self.settings.charset)
+            for raw in response:
+                for event in decoder.feed(raw):
+                    chunk = verifier.accept(event)
+                    if chunk is not None:
+                        yield chunk
+            verifier.finish(decoder)
+        except AlipayError as exc:
+            self.log_failure(method, params, exc)
+            raise local_error(exc, model=model, provider=self.provider) from None
+        finally:
+            response.close()
+
+    async def astream(self, biz: Mapping[str, Any], model: str, *, timeout: float | None = None,
+                      auth_token: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        method = protocol.METHOD_CHAT
+        request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout)
+        s = self.settings
+        transport = async_transport(s.transport, s.pool_size, s.http2)
+        try:
+            response = await transport.send(request, stream=True)
+        except AlipayError as exc:
+            self.log_failure(method, params, exc)
+            raise local_error(exc, model=model, provider=self.provider) from None
+        try:
+            if not _is_event_stream(response.headers):
+                content = b"".join([part async for part in response])
+                self.parse_response(method, HttpResponse(response.status, response.headers, content), model)
+                raise local_error(ProtocolError("a streaming request was answered without a stream"),
+                                  model=model, provider=self.provider)
+            verifier = StreamVerifier(self, model)
+            decoder = protocol.SSEDecoder(s.charset)
+            async for raw in response:
+                for event in decoder.feed(raw):
+                    chunk = verifier.accept(event)
+                    if chunk is not None:
+                        yield chunk
+            verifier.finish(decoder)
+        except AlipayError as exc:
+            self.log_failure(method, params, exc)
+            raise local_error(exc, model=model, provider=self.provider) from None
+        finally:
+            await response.aclose()
+
+
+class StreamVerifier:
+    """Follows one B3 stream: collects every data payload and checks the closing ``sign`` event."""
+
+    def __init__(self, gateway: Gateway, model: str) -> None:
+        self._gateway = gateway
+        self._model = model
+        self._payloads: list[str] = []
+        self._signed = False
+
+    def accept(self, event: protocol.SSEEvent) -> dict[str, Any] | None:
+        if self._signed:
+            raise ProtocolError("data arrived after the stream's sign event")
+        if event.event == "sign":
+            self._check_sign(event.data)
+            return None
+        self._payloads.append(event.data)
+        try:
+            data = json.loads(event.data)
+        except ValueError:
+            raise ProtocolError("a stream event is not JSON") from None
+        if event.event == "error":
+            raise gateway_error(data, model=self._model, provider=self._gateway.provider)
+        return data
+
+    def _check_sign(self, data: str) -> None:
+        s = self._gateway.settings
+        self._signed = True
+        if not s.verify_response:
+            return
+        try:
+            sign = json.loads(data)
+        except ValueError:
+            raise SignatureError("the stream's sign event is not JSON") from None
+        if sign.get("sign_type", s.sign_type) != s.sign_type:
+            raise SignatureError("the stream is signed with another sign_type than configured")
+        key = s.response_key(sign.get("alipay_cert_sn")) if s.cert_ring else s.response_key
+        content = protocol.stream_sign_content(self._payloads)
+        if not rsa_verify(content, str(sign.get("sign", "")), key, s.sign_type):
+            raise SignatureError("the stream's sign event does not verify")
+
+    def finish(self, decoder: protocol.SSEDecoder) -> None:
+        if not self._signed:
+            raise ProtocolError("the stream ended without its sign event: incomplete or forged")
+
+
+def _is_event_stream(headers: Mapping[str, str]) -> bool:
+    return "text/event-stream" in (headers.get("content-type") or headers.get("Content-Type") or "")
+
+
+def _unverified_node(body: bytes, method: str, decrypt) -> dict[str, Any]:
+    """With ``verify_response: false`` (testing only) the node is taken as sent."""
+    try:
+        doc = json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError):
+        raise ProtocolError("response body is not JSON") from None
+    node = doc.get(response_node_name(method), doc.get("error_response"))
+    if isinstance(node, str) and decrypt is not None:
+        node = json.loads(decrypt(node))
+    if not isinstance(node, dict):
+        raise ProtocolError("response holds neither the method's node nor error_response")
+    return node

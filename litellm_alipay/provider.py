@@ -1,0 +1,199 @@
+"""The LiteLLM face: a thin ``CustomLLM`` whose every method delegates to the gateway adapter.
+
+It knows LiteLLM's calling conventions (keyword arguments, settings in ``optional_params``, the end
+user in the logging object, ``timeout`` that LiteLLM does not enforce for custom handlers) and nothing
+of the wire protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import litellm
+from litellm.llms.custom_llm import CustomLLM
+from litellm.types.utils import EmbeddingResponse, GenericStreamingChunk, ModelResponse
+
+from . import protocol, transforms
+from .errors import AlipayError, ReadTimeoutError, local_error
+from .gateway import Gateway
+from .settings import AlipaySettings, settings_for, split_params
+
+PROVIDER = "alipay"
+_LITELLM_INTERNAL = frozenset({"max_retries", "stream_options"})
+
+
+class AlipayLLM(CustomLLM):
+    """Alipay's AI gateway as a LiteLLM provider: ``model="alipay/<model>"``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._gateways: dict[int, Gateway] = {}
+
+    # --------------------------------------------------------------------------------- plumbing
+    def _gateway(self, settings: AlipaySettings) -> Gateway:
+        gateway = self._gateways.get(id(settings))
+        if gateway is None:
+            gateway = self._gateways.setdefault(id(settings), Gateway(settings, PROVIDER))
+        return gateway
+
+    def _setup(self, model: str, optional_params: dict, litellm_params: dict | None,
+               api_base: str | None, api_key: str | None) -> tuple[Gateway, dict[str, Any]]:
+        given, request = split_params(optional_params)
+        if api_base:
+            given.setdefault("api_base", api_base)
+        if api_key:
+            given.setdefault("api_key", api_key)
+        try:
+            settings = settings_for(given)
+        except AlipayError as exc:
+            raise local_error(exc, model=model, provider=PROVIDER) from None
+        for name in _LITELLM_INTERNAL:
+            request.pop(name, None)
+        return self._gateway(settings), request
+
+    @staticmethod
+    def _drop_params(litellm_params: dict | None) -> bool:
+        return bool((litellm_params or {}).get("drop_params") or litellm.drop_params)
+
+    @staticmethod
+    def _end_user(request: dict, logging_obj: Any, litellm_params: dict | None) -> None:
+        """LiteLLM consumes ``user`` before a custom provider sees it; recover it for ``user_id``."""
+        if request.get("user") or request.get("user_id"):
+            return
+        details = getattr(logging_obj, "model_call_details", None) or {}
+        metadata = (litellm_params or {}).get("metadata") or {}
+        user = details.get("user") or metadata.get("user_api_key_end_user_id")
+        if user:
+            request["user"] = user
+
+    def _chat(self, model: str, messages: list, optional_params: dict, litellm_params: dict | None,
+              api_base: str | None, api_key: str | None, logging_obj: Any,
+              stream: bool) -> tuple[Gateway, dict[str, Any]]:
+        gateway, request = self._setup(model, optional_params, litellm_params, api_base, api_key)
+        request.pop("stream", None)
+        self._end_user(request, logging_obj, litellm_params)
+        biz = transforms.chat_biz_content(
+            model, messages, request, drop_params=self._drop_params(litellm_params)
+        )
+        if stream:
+            biz["stream"] = True
+        return gateway, biz
+
+    # -------------------------------------------------------------------------------------- chat
+    def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
+                   model_response: ModelResponse, print_verbose: Any, encoding: Any, api_key: Any,
+                   logging_obj: Any, optional_params: dict, acompletion: Any = None,
+                   litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
+                   timeout: Any = None, client: Any = None) -> ModelResponse:
+        gateway, biz = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
+                                  logging_obj, stream=False)
+        node = gateway.call(protocol.METHOD_CHAT, biz, model, timeout=_seconds(timeout))
+        return transforms.chat_model_response(node, model_response, model)
+
+    async def acompletion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
+                          model_response: ModelResponse, print_verbose: Any, encoding: Any, api_key: Any,
+                          logging_obj: Any, optional_params: dict, acompletion: Any = None,
+                          litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
+                          timeout: Any = None, client: Any = None) -> ModelResponse:
+        gateway, biz = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
+                                  logging_obj, stream=False)
+        seconds = _seconds(timeout)
+        node = await _deadline(gateway.acall(protocol.METHOD_CHAT, biz, model, timeout=seconds),
+                               seconds, model)
+        return transforms.chat_model_response(node, model_response, model)
+
+    def streaming(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
+                  model_response: ModelResponse, print_verbose: Any, encoding: Any, api_key: Any,
+                  logging_obj: Any, optional_params: dict, acompletion: Any = None,
+                  litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
+                  timeout: Any = None, client: Any = None) -> Iterator[GenericStreamingChunk]:
+        gateway, biz = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
+                                  logging_obj, stream=True)
+        transformer = transforms.StreamTransformer()
+        for chunk in gateway.stream(biz, model, timeout=_seconds(timeout)):
+            yield from transformer.chunks(chunk)
+
+    async def astreaming(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
+                         model_response: ModelResponse, print_verbose: Any, encoding: Any, api_key: Any,
+                         logging_obj: Any, optional_params: dict, acompletion: Any = None,
+                         litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
+                         timeout: Any = None, client: Any = None) -> AsyncIterator[GenericStreamingChunk]:
+        gateway, biz = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
+                                  logging_obj, stream=True)
+        transformer = transforms.StreamTransformer()
+        async for chunk in gateway.astream(biz, model, timeout=_seconds(timeout)):
+            for out in transformer.chunks(chunk):
+                yield out
+
+    # -------------------------------------------------------------------------------- embeddings
+    def _embed_setup(self, model: str, input: Any, optional_params: dict, litellm_params: Any,
+                     api_base: str | None, api_key: str | None, logging_obj: Any
+                     ) -> tuple[Gateway, list[dict]]:
+        gateway, request = self._setup(model, optional_params, litellm_params, api_base, api_key)
+        self._end_user(request, logging_obj, litellm_params)
+        batches = transforms.embed_biz_contents(
+            model, input, request, drop_params=self._drop_params(litellm_params)
+        )
+        return gateway, batches
+
+    def embedding(self, model: str, input: list, model_response: EmbeddingResponse, print_verbose: Any,
+                  logging_obj: Any, optional_params: dict, api_key: str | None = None,
+                  api_base: str | None = None, timeout: Any = None, litellm_params: Any = None
+                  ) -> EmbeddingResponse:
+        gateway, batches = self._embed_setup(model, input, optional_params, litellm_params, api_base,
+                                             api_key, logging_obj)
+        seconds = _seconds(timeout)
+        nodes = [gateway.call(protocol.METHOD_EMBED, biz, model, timeout=seconds) for biz in batches]
+        return transforms.embedding_response(nodes, model_response, model)
+
+    async def aembedding(self, model: str, input: list, model_response: EmbeddingResponse,
+                         print_verbose: Any, logging_obj: Any, optional_params: dict,
+                         api_key: str | None = None, api_base: str | None = None, timeout: Any = None,
+                         litellm_params: Any = None) -> EmbeddingResponse:
+        gateway, batches = self._embed_setup(model, input, optional_params, litellm_params, api_base,
+                                             api_key, logging_obj)
+        seconds = _seconds(timeout)
+        calls = [gateway.acall(protocol.METHOD_EMBED, biz, model, timeout=seconds) for biz in batches]
+        nodes = await _deadline(asyncio.gather(*calls), seconds, model)
+        return transforms.embedding_response(list(nodes), model_response, model)
+
+
+def _seconds(timeout: Any) -> float | None:
+    """LiteLLM hands a float, an ``httpx.Timeout`` or None; the Router's default is 6000 s."""
+    if timeout is None:
+        return None
+    value = getattr(timeout, "read", timeout)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
+async def _deadline(awaitable: Any, seconds: float | None, model: str) -> Any:
+    """LiteLLM does not enforce ``timeout`` for custom handlers: the whole call gets it as a deadline."""
+    if seconds is None:
+        return await awaitable
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except TimeoutError:
+        raise local_error(ReadTimeoutError(f"no answer within the call's timeout of {seconds:g} s"),
+                          model=model, provider=PROVIDER) from None
+
+
+alipay_llm = AlipayLLM()
+
+
+def register(handler: AlipayLLM | None = None) -> AlipayLLM:
+    """Make ``alipay/…`` models available to ``litellm.completion`` and Routers; idempotent."""
+    handler = handler or alipay_llm
+    litellm.custom_provider_map = [
+        entry for entry in litellm.custom_provider_map if entry.get("provider") != PROVIDER
+    ] + [{"provider": PROVIDER, "custom_handler": handler}]
+    from litellm.utils import custom_llm_setup
+
+    custom_llm_setup()
+    return handler
