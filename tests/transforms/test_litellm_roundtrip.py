@@ -195,3 +195,27 @@ async def test_embedding_roundtrip(handler, mode):
     assert response.usage.prompt_tokens == 70 and response.usage.total_tokens == 70
     assert response.model == "emb"
     assert response._hidden_params["alipay"]["trace_ids"] == ["e0", "e1", "e2"]
+
+
+# OpenAI-style: finish in one chunk, usage alone in the next; and text + tool call in one chunk
+SPLIT_STREAM = [
+    {"trace_id": "tr-3", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "查询中…",
+                                                            "tool_calls": [_tc(0, "c1", "lookup", '{"q":')]}}]},
+    {"trace_id": "tr-3", "choices": [{"index": 0, "delta": {"tool_calls": [_tc(0, args=' "台北"}')]}}]},
+    {"trace_id": "tr-3", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    {"trace_id": "tr-3", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}},
+]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_split_usage_and_mixed_chunk_stream(handler, mode):
+    handler.stream = SPLIT_STREAM
+    kw = {"stream_options": {"include_usage": True}}
+    chunks = _collect_sync(**kw) if mode == "sync" else await _collect_async(**kw)
+    assert getattr(chunks[0], "trace_id", None) == "tr-3"
+    built = litellm.stream_chunk_builder(chunks, messages=MESSAGES)
+    assert built.choices[0].message.content == "查询中…"
+    call = built.choices[0].message.tool_calls[0]
+    assert (call.id, call.function.name, json.loads(call.function.arguments)) == ("c1", "lookup", {"q": "台北"})
+    assert built.choices[0].finish_reason == "tool_calls"
+    assert built.usage.total_tokens == 3
