@@ -92,7 +92,7 @@ class StreamTransformer:
     def _tool_use(self, choice: int, call: Mapping[str, Any], position: int) -> ChatCompletionToolCallChunk:
         """The first delta of a call carries its id and name; later ones only argument text. A call is
         keyed by its B3 ``index`` (else its id, else its position in the delta)."""
-        key = call.get("index", call.get("id", position))
+        key = next((call[k] for k in ("index", "id") if call.get(k) is not None), position)
         function = call.get("function") or {}
         known = self._calls.get((choice, key))
         if known is None:
