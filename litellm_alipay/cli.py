@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .demo import add_parser as add_demo
 
     add_demo(sub)
+    from .emulator.server import add_parser as add_emulator
+    add_emulator(sub)
     return parser
 
 

@@ -1,0 +1,96 @@
+"""The emulator's ASGI application: routes only; the work is in gateway, v3, openai_compat, core.
+
+Routes:
+
+- ``POST /gateway.do``: the v2 gateway.
+- ``POST /v3/alipay/cloud/ai/chat`` and ``/v3/alipay/cloud/ai/embed``: the v3 REST gateway.
+- ``POST /v1/chat/completions`` and ``/v1/embeddings``: OpenAI-compatible, unsigned.
+- Admin (unsigned; the server binds loopback): ``GET /_admin/health``, ``GET /_admin/stats``,
+  ``POST /_admin/reset`` (stats, faults, idempotency store, nonces, tokens, quota windows),
+  ``GET /_admin/faults``, ``POST /_admin/faults`` (``{"rules": [...]}`` replaces the rules;
+  ``{"rules": [...], "append": true}`` adds to them), ``DELETE /_admin/faults``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from .. import protocol
+from ..errors import ConfigurationError
+from .config import EmulatorConfig, parse_faults
+from .core import Emulator, dumps
+from .gateway import Gateway
+from .openai_compat import OpenAICompat
+from .responses import TRANSPORT_KEY, RawResponse
+from .v3 import V3Gateway
+
+
+class EmulatorApp(Starlette):
+    """Starlette that remembers the connection's transport, so faults can cut or reset it."""
+
+    emulator: Emulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[TRANSPORT_KEY] = getattr(getattr(send, "__self__", None), "transport", None)
+        await super().__call__(scope, receive, send)
+
+
+def _json(payload: Any, status: int = 200) -> RawResponse:
+    return RawResponse(status, dumps(payload).encode())
+
+
+def create_app(config: EmulatorConfig) -> Starlette:
+    """The ASGI app for ``config``; ``app.emulator`` exposes state and faults to in-process callers."""
+    emu = Emulator(config)
+    gateway = Gateway(emu)
+    v3 = V3Gateway(emu, gateway)
+    openai = OpenAICompat(emu)
+
+    async def health(request: Request) -> RawResponse:
+        return _json({"ok": True, "apps": sorted(config.apps)})
+
+    async def stats(request: Request) -> RawResponse:
+        snapshot = emu.state.stats.snapshot()
+        snapshot["idempotency_keys"] = len(emu.state.idempotency)
+        snapshot["active_faults"] = [r.to_dict() for r in emu.faults.rules]
+        return _json(snapshot)
+
+    async def reset(request: Request) -> RawResponse:
+        emu.reset()
+        return _json({"ok": True})
+
+    async def faults(request: Request) -> RawResponse:
+        if request.method == "DELETE":
+            emu.faults.clear()
+        elif request.method == "POST":
+            try:
+                data = json.loads(await request.body() or b"{}")
+                rules = parse_faults(data.get("rules") if isinstance(data, dict) else data, "rules")
+            except (ValueError, ConfigurationError) as exc:
+                return _json({"ok": False, "error": str(exc)}, 400)
+            if isinstance(data, dict) and data.get("append"):
+                emu.faults.set(emu.faults.rules + rules)
+            else:
+                emu.faults.set(rules)
+        return _json({"rules": [r.to_dict() for r in emu.faults.rules]})
+
+    routes = [
+        Route("/gateway.do", gateway.handle, methods=["POST"]),
+        *(Route(path, v3.handle, methods=["POST"]) for path in protocol.V3_METHODS),
+        Route("/v1/chat/completions", openai.chat, methods=["POST"]),
+        Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
+        Route("/_admin/health", health, methods=["GET"]),
+        Route("/_admin/stats", stats, methods=["GET"]),
+        Route("/_admin/reset", reset, methods=["POST"]),
+        Route("/_admin/faults", faults, methods=["GET", "POST", "DELETE"]),
+    ]
+    app = EmulatorApp(routes=routes)
+    app.emulator = emu
+    return app
