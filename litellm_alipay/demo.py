@@ -1,33 +1,104 @@
-"""``litellm-alipay demo``: the main job. Signs a request with a fresh key pair and verifies it."""
+"""``litellm-alipay demo``: the main job. Starts the embedded emulator and drives it through LiteLLM.
+
+Shows, against a gateway that signs and verifies like Alipay's: chat, streaming, a tool call, an image,
+an embedding, a fallback when the gateway fails, and a content-policy fallback on a compliance refusal.
+"""
 
 from __future__ import annotations
 
 import argparse
-import tempfile
+import os
 import time
 
-from . import protocol
-from .keygen import write_key_pair
-from .signing import build_sign_content, load_private_key, load_public_key, verify_params
+
+def _line(title: str, text: str) -> None:
+    print(f"  {title:<26} {text}")
 
 
 def run(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = write_key_pair(tmp)
-        key = load_private_key(paths["private_pkcs1"].read_text())
-        public = load_public_key(paths["public"].read_text())
-    params = protocol.common_params(
-        "2021000000000001", protocol.METHOD_CHAT,
-        {"model": "ant-finance-chat", "messages": [{"role": "user", "content": "你好, Alipay & co"}]},
-    )
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    from .emulator.process import EmulatorProcess
+
+    print("starting the Alipay gateway emulator (loopback, throwaway keys) …")
+    with EmulatorProcess() as emulator:
+        os.environ.update(emulator.env())
+        print(f"  emulator at {emulator.gateway_url}  app_id={emulator.app_id}")
+        return _drive(emulator)
+
+
+def _drive(emulator) -> int:
+    import litellm
+
+    from .provider import register
+
+    register()
+    litellm.suppress_debug_info = True
+    ask = [{"role": "user", "content": "What is my balance? 我的余额是多少？"}]
+
+    print("\nchat, signed with RSA2 and verified (litellm.completion):")
     started = time.perf_counter()
-    signed = protocol.sign_request(params, key)
-    elapsed = (time.perf_counter() - started) * 1000
-    print("string to sign:", build_sign_content(signed))
-    print(f"signed with RSA2 in {elapsed:.2f} ms; signature verifies: {verify_params(signed, public)}")
+    reply = litellm.completion(model="alipay/ant-fin-chat", messages=ask)
+    took = (time.perf_counter() - started) * 1000
+    _line("answer", repr(reply.choices[0].message.content))
+    _line("usage", f"{reply.usage.prompt_tokens} in / {reply.usage.completion_tokens} out tokens, {took:.0f} ms")
+    _line("trace_id", str(reply.choices[0].message.provider_specific_fields.get("trace_id")))
+
+    print("\nstreaming (stream=True), closing sign event verified:")
+    parts = [c.choices[0].delta.content or "" for c in
+             litellm.completion(model="alipay/ant-fin-chat", messages=ask, stream=True)]
+    _line("chunks", f"{len(parts)} → {''.join(parts)!r}")
+
+    print("\ntool call:")
+    tools = [{"type": "function", "function": {
+        "name": "refund_order", "description": "Refund a trade",
+        "parameters": {"type": "object", "properties": {"trade_no": {"type": "string"},
+                                                        "amount": {"type": "number"}}}}}]
+    reply = litellm.completion(model="alipay/ant-fin-chat", tools=tools, messages=[
+        {"role": "user", "content": "please refund_order trade_no=T2024001 amount=12.5"}])
+    call = reply.choices[0].message.tool_calls[0]
+    _line("tool_calls[0]", f"{call.function.name}({call.function.arguments})")
+
+    print("\nimage input:")
+    reply = litellm.completion(model="alipay/ant-fin-chat", messages=[{"role": "user", "content": [
+        {"type": "text", "text": "What is on this receipt?"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/receipt.png"}}]}])
+    _line("answer", repr(reply.choices[0].message.content))
+
+    print("\nembeddings (70 inputs → 3 signed calls, reassembled in order):")
+    emb = litellm.embedding(model="alipay/ant-fin-embed", input=[f"transaction {i}" for i in range(70)])
+    _line("vectors", f"{len(emb.data)} × {len(emb.data[0]['embedding'])} dims")
+
+    print("\nfallback: the gateway answers SYSTEM_ERROR, the Router falls back:")
+    router = litellm.Router(
+        model_list=[
+            {"model_name": "fin-chat", "litellm_params": {"model": "alipay/ant-fin-chat"}},
+            {"model_name": "fin-chat-lite", "litellm_params": {"model": "alipay/ant-fin-chat-lite"}},
+            {"model_name": "general-chat", "litellm_params": {
+                "model": "openai/general-chat", "api_base": emulator.base_url + "/v1", "api_key": "unused"}},
+        ],
+        fallbacks=[{"fin-chat": ["fin-chat-lite"]}],
+        content_policy_fallbacks=[{"fin-chat": ["general-chat"]}],
+        num_retries=0,
+    )
+    emulator.set_faults([{"kind": "system_error", "next": 1}])
+    reply = router.completion(model="fin-chat", messages=ask)
+    _line("answered by", reply.model)
+
+    print("\ncontent-policy fallback: Alipay refuses income forecasting, another model answers:")
+    reply = router.completion(model="fin-chat", messages=[
+        {"role": "user", "content": "Forecast my income for next year"}])
+    _line("answered by", f"{reply.model}: {reply.choices[0].message.content!r}")
+
+    stats = emulator.stats()
+    print(f"\nthe emulator saw {_total(stats)} signed requests; rejections: {stats.get('rejections', {})}")
     return 0
 
 
+def _total(stats: dict) -> int:
+    requests = stats.get("requests", {})
+    return sum(app.get("total", 0) for app in requests.values()) if isinstance(requests, dict) else 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    demo = sub.add_parser("demo", help="run the demo")
+    demo = sub.add_parser("demo", help="run the demo against the embedded emulator")
     demo.set_defaults(func=run)

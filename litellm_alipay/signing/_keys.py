@@ -6,7 +6,6 @@ import base64
 import binascii
 import functools
 import re
-from typing import Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -16,7 +15,7 @@ from ..errors import KeyFormatError
 
 PrivateKey = rsa.RSAPrivateKey
 PublicKey = rsa.RSAPublicKey
-KeyText = Union[str, bytes]
+KeyText = str | bytes
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 
