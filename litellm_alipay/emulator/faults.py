@@ -32,7 +32,6 @@ class FaultInjector:
     def __init__(self, rules: list[FaultRule], seed: int = 0) -> None:
         self._seed = seed
         self.rules: list[FaultRule] = list(rules)
-        self._initial = list(rules)
         self._rng = random.Random(seed)
 
     def set(self, rules: list[FaultRule]) -> None:

@@ -213,7 +213,8 @@ class Gateway:
             return RawResponse(200, b"", fault="drop")
         if kind in ("latency", "stall"):
             if await sleep_unless_disconnected(request.receive, fault.seconds):
-                return RawResponse(499, b"", fault="drop")  # client gone: nothing executed
+                self.emu.state.stats.abandoned += 1  # client gone: nothing executed
+                return RawResponse(499, b"", fault="drop")
         return None
 
     def _stream(self, answer: Any, app: AppConfig, fault: FaultRule | None) -> EventStreamResponse:

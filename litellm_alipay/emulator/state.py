@@ -37,6 +37,7 @@ class Stats:
         self.faults: dict[str, int] = defaultdict(int)
         self.openai_requests: dict[str, int] = defaultdict(int)
         self.successes = 0
+        self.abandoned = 0
 
     def request(self, app_id: str, method: str) -> None:
         self.requests_total += 1
@@ -57,6 +58,7 @@ class Stats:
             "uptime_seconds": round(time.time() - self.started, 3),
             "requests_total": self.requests_total,
             "successes": self.successes,
+            "abandoned": self.abandoned,
             "requests_by_app": dict(self.requests_by_app),
             "requests_by_method": dict(self.requests_by_method),
             "requests_per_second": {

@@ -120,6 +120,7 @@ class V3Gateway:
             if kind == "drop":
                 return RawResponse(200, b"", fault="drop")
             if kind in ("latency", "stall") and await sleep_unless_disconnected(request.receive, fault.seconds):
+                state.stats.abandoned += 1  # client gone: nothing executed
                 return RawResponse(499, b"", fault="drop")
         try:
             if method == protocol.METHOD_EMBED:
