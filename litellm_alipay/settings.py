@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from . import protocol
 from .errors import ConfigurationError
+from .pricing import DEFAULT_TIERS, PricingConfig
 from .signing import (
     SIGN_TYPES,
     CertKeyRing,
@@ -52,6 +53,12 @@ ENV = {
     "redis_url": "ALIPAY_REDIS_URL",
     "rate_limit_per_second": "ALIPAY_RATE_LIMIT_PER_SECOND",
     "rate_limit_per_minute": "ALIPAY_RATE_LIMIT_PER_MINUTE",
+    "pricing_scheme": "ALIPAY_PRICING_SCHEME",
+    "price_per_request_cny": "ALIPAY_PRICE_PER_REQUEST_CNY",
+    "price_input_per_million_cny": "ALIPAY_PRICE_INPUT_PER_MILLION_CNY",
+    "price_output_per_million_cny": "ALIPAY_PRICE_OUTPUT_PER_MILLION_CNY",
+    "cny_per_usd": "ALIPAY_CNY_PER_USD",
+    "pricing_tiers": "ALIPAY_PRICING_TIERS",
 }
 #: Deployment keys that are settings, never request parameters: removed before transforms run.
 SETTING_NAMES = frozenset(ENV) | {"api_key"}
@@ -116,6 +123,12 @@ class AlipaySettings:
     redis_url: str | None = None
     rate_limit_per_second: float | None = None
     rate_limit_per_minute: float | None = None
+    pricing_scheme: str = "request"
+    price_per_request_cny: float = 0.03
+    price_input_per_million_cny: float | None = None
+    price_output_per_million_cny: float | None = None
+    cny_per_usd: float = 7.1
+    pricing_tiers: tuple[tuple[int, float], ...] = DEFAULT_TIERS
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -213,6 +226,7 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
     def opt_rate(name: str) -> float | None:
         return None if raw[name] in (None, "") else _number(name, raw[name], float, 0.001)
 
+    pricing = PricingConfig.from_settings(raw)  # validated here so a bad price fails at startup
     return AlipaySettings(
         app_id=app_id,
         app_private_key=private_key,
@@ -235,6 +249,12 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
         redis_url=str(raw["redis_url"]) if raw["redis_url"] else None,
         rate_limit_per_second=opt_rate("rate_limit_per_second"),
         rate_limit_per_minute=opt_rate("rate_limit_per_minute"),
+        pricing_scheme=pricing.scheme,
+        price_per_request_cny=pricing.price_per_request_cny,
+        price_input_per_million_cny=pricing.price_input_per_million_cny,
+        price_output_per_million_cny=pricing.price_output_per_million_cny,
+        cny_per_usd=pricing.cny_per_usd,
+        pricing_tiers=pricing.tiers,
     )
 
 
