@@ -7,8 +7,8 @@ import time
 import httpx
 import pytest
 
-from litellm_alipay.errors import SignatureError
 from litellm_alipay.emulator.process import EmulatorProcess
+from litellm_alipay.errors import SignatureError
 
 from .helpers import CHAT, EMBED, Client, chat_biz
 from .helpers_stream import read_stream, sign_ok, text_of

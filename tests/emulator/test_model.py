@@ -7,7 +7,7 @@ import math
 
 from litellm_alipay.emulator.model import count_tokens, embedding
 
-from .helpers import CHAT, EMBED, Client, chat_biz
+from .helpers import CHAT, EMBED, Client
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "weather",
