@@ -95,8 +95,7 @@ def _drive(emulator) -> int:
 
 
 def _total(stats: dict) -> int:
-    requests = stats.get("requests", {})
-    return sum(app.get("total", 0) for app in requests.values()) if isinstance(requests, dict) else 0
+    return int(stats.get("requests_total", 0))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -27,6 +27,7 @@ from .signing import (
 from .transport import HttpRequest, HttpResponse, async_transport, sync_transport
 
 logger = logging.getLogger("litellm_alipay")
+logger.addHandler(logging.NullHandler())
 
 _V2_HEADERS = {"Accept": "application/json, text/event-stream"}
 
@@ -135,8 +136,11 @@ class Gateway:
 
     def log_failure(self, method: str, params: Mapping[str, Any], exc: BaseException,
                     response: HttpResponse | None = None) -> None:
-        """Opaque gateway failures are diagnosed from the request: log it, secrets masked."""
-        if logger.isEnabledFor(logging.WARNING):
+        """Opaque failures (5xx, SYSTEM_ERROR, transport, unverifiable answers) are diagnosed from the
+        request: log it, secrets masked. Clear business answers (4xx) need no log line."""
+        status = getattr(exc, "status_code", 500)
+        if (isinstance(status, int) and status >= 500 or isinstance(exc, AlipayError)) and \
+                logger.isEnabledFor(logging.WARNING):
             logger.warning(
                 "alipay %s failed: %s | params=%s | response_headers=%s",
                 method, exc, redact(dict(params)),
