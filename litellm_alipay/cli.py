@@ -1,4 +1,4 @@
-"""The ``litellm-alipay`` command: keygen, emulator, demo."""
+"""The ``litellm-alipay`` command: keygen, emulator, demo, check."""
 
 from __future__ import annotations
 
@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .demo import add_parser as add_demo
 
     add_demo(sub)
+
+    from .health import add_parser as add_check
+
+    add_check(sub)
     from .emulator.server import add_parser as add_emulator
     add_emulator(sub)
     return parser
