@@ -32,13 +32,19 @@ from .v3 import V3Gateway
 
 
 class EmulatorApp(Starlette):
-    """Starlette that remembers the connection's transport, so faults can cut or reset it."""
+    """Starlette that remembers the connection's transport, so faults can cut or reset it, and
+    accepts absolute-form request targets (``POST http://host:port/gateway.do?…``), which the
+    official Python SDK sends and the real gateway accepts."""
 
     emulator: Emulator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             scope[TRANSPORT_KEY] = getattr(getattr(send, "__self__", None), "transport", None)
+            path = scope["path"]
+            if path.startswith(("http://", "https://")):
+                scope["path"] = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
+                scope["raw_path"] = scope["path"].encode()
         await super().__call__(scope, receive, send)
 
 
