@@ -107,7 +107,7 @@ def serve(config: EmulatorConfig, settings: dict[str, str] | None = None,
         if env_file:
             Path(env_file).write_text("".join(line + "\n" for line in lines))
     uv_config = uvicorn.Config(
-        create_app(config), log_level="warning", access_log=False, lifespan="off", http="h11",
+        create_app(config), log_level="warning", access_log=False, lifespan="off", http="auto", loop="auto",
         server_header=False, timeout_keep_alive=30,
     )
 
