@@ -10,7 +10,13 @@ Router must act on (fallbacks, cooldowns, retries) are raised as LiteLLM's own e
     │   └── KeyFormatError      a key or certificate cannot be read (names the key, never echoes it)
     ├── SignatureError          a response or request signature does not verify
     ├── ProtocolError           a body that is not the protocol (no node, bad JSON, stream without sign)
-    └── DataResidencyError      a request that must not leave its region
+    ├── DataResidencyError      a request that must not leave its region
+    ├── QuotaExceededError      the client-side limiter cannot fit the request in its time budget
+    ├── CircuitOpenError        the tenant's circuit breaker is open
+    └── TransportError          the HTTP exchange failed (``sent`` says if it may have reached Alipay)
+        ├── ConnectTimeoutError
+        ├── ReadTimeoutError
+        └── ConnectionDroppedError
 """
 
 from __future__ import annotations
@@ -63,7 +69,47 @@ class ReadTimeoutError(TransportError):
 
 
 class ConnectionDroppedError(TransportError):
-    """The connection closed before a whole response arrived (dropped or truncated)."""
+    """The connection closed before a whole response arrived (dropped or truncated).
+
+    ``stale`` marks a pooled keep-alive connection that failed before any response byte: the gateway
+    had closed it while idle. That one case is retried once, on a fresh connection.
+    """
+
+    def __init__(self, message: str, *, sent: bool = True, stale: bool = False) -> None:
+        self.stale = stale
+        super().__init__(message, sent=sent)
+
+
+class QuotaExceededError(AlipayError):
+    """The client-side rate limiter cannot fit this request within its remaining time budget.
+
+    Raised before anything is sent, and without booking a slot, so the caller may fail over at once
+    instead of waiting out a quota the request cannot meet anyway. ``retry_after`` is the wait (seconds)
+    the request would have needed; the gateway maps this error to ``litellm.RateLimitError`` so the
+    Router cools the deployment down or falls back.
+    """
+
+    def __init__(self, key: str, retry_after: float, max_wait: float) -> None:
+        self.key = key
+        self.retry_after = retry_after
+        self.max_wait = max_wait
+        super().__init__(
+            f"client-side quota for {key!r} exhausted: next slot in {retry_after:.3f}s, "
+            f"budget {max_wait:.3f}s"
+        )
+
+
+class CircuitOpenError(AlipayError):
+    """The circuit breaker for this tenant is open (or its single half-open trial is busy).
+
+    Raised before sending so a failing gateway is not hammered and callers fail fast; ``retry_after``
+    is a hint in seconds. The gateway maps this error to ``litellm.ServiceUnavailableError``.
+    """
+
+    def __init__(self, key: str, retry_after: float) -> None:
+        self.key = key
+        self.retry_after = retry_after
+        super().__init__(f"circuit open for {key!r}; retry in {retry_after:.3f}s")
 
 
 # --------------------------------------------------------------------------- mapping to LiteLLM
@@ -158,38 +204,12 @@ def local_error(exc: AlipayError, *, model: str, provider: str = "alipay") -> Ex
         cls, code = litellm.BadGatewayError, "unverified-response"
     elif isinstance(exc, ConfigurationError):
         cls, code = litellm.BadRequestError, "configuration"
+    elif isinstance(exc, QuotaExceededError):
+        cls, code = litellm.RateLimitError, "client-quota"
+    elif isinstance(exc, CircuitOpenError):
+        cls, code = litellm.ServiceUnavailableError, "circuit-open"
+    elif isinstance(exc, DataResidencyError):
+        cls, code = litellm.ContentPolicyViolationError, "data-residency"
     else:
         cls, code = getattr(exc, "litellm_class", litellm.ServiceUnavailableError), type(exc).__name__
     return _build(cls, f"Alipay {code}: {exc}", model, provider, code, None, None)
-
-
-class QuotaExceededError(AlipayError):
-    """The client-side rate limiter cannot fit this request within its remaining time budget.
-
-    Raised before anything is sent, and without booking a slot, so the caller may fail over at once
-    instead of waiting out a quota the request cannot meet anyway. ``retry_after`` is the wait (seconds)
-    the request would have needed; the gateway maps this error to ``litellm.RateLimitError`` so the
-    Router cools the deployment down or falls back.
-    """
-
-    def __init__(self, key: str, retry_after: float, max_wait: float) -> None:
-        self.key = key
-        self.retry_after = retry_after
-        self.max_wait = max_wait
-        super().__init__(
-            f"client-side quota for {key!r} exhausted: next slot in {retry_after:.3f}s, "
-            f"budget {max_wait:.3f}s"
-        )
-
-
-class CircuitOpenError(AlipayError):
-    """The circuit breaker for this tenant is open (or its single half-open trial is busy).
-
-    Raised before sending so a failing gateway is not hammered and callers fail fast; ``retry_after``
-    is a hint in seconds. The gateway maps this error to ``litellm.ServiceUnavailableError``.
-    """
-
-    def __init__(self, key: str, retry_after: float) -> None:
-        self.key = key
-        self.retry_after = retry_after
-        super().__init__(f"circuit open for {key!r}; retry in {retry_after:.3f}s")

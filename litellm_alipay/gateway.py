@@ -13,7 +13,16 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 from . import protocol
-from .errors import AlipayError, ProtocolError, SignatureError, gateway_error, local_error, redact
+from .errors import (
+    AlipayError,
+    ConnectionDroppedError,
+    ProtocolError,
+    SignatureError,
+    gateway_error,
+    local_error,
+    redact,
+)
+from .guards import Guards, deadline_after
 from .settings import AlipaySettings
 from .signing import (
     aes_decrypt,
@@ -38,26 +47,34 @@ class Gateway:
     def __init__(self, settings: AlipaySettings, provider: str = "alipay") -> None:
         self.settings = settings
         self.provider = provider
+        self.guards = Guards(settings)
         self._content_type = {
             **_V2_HEADERS, "Content-Type": protocol.form_content_type(settings.charset)
         }
 
     # ------------------------------------------------------------------------------ request side
     def build_request(
-        self, method: str, biz_content: Mapping[str, Any], *, auth_token: str | None = None,
-        read_timeout: float | None = None,
+        self, method: str, biz_content: Mapping[str, Any] | None, *, auth_token: str | None = None,
+        read_timeout: float | None = None, extra: Mapping[str, str] | None = None,
     ) -> tuple[HttpRequest, dict[str, str]]:
-        """The signed HTTP request for one call, and its parameters (for redacted logging)."""
+        """The signed HTTP request for one call, and its parameters (for redacted logging).
+
+        ``extra`` are top-level parameters (OAuth's ``grant_type``/``code`` travel outside biz_content).
+        """
         s = self.settings
         timeout = min(read_timeout, s.read_timeout) if read_timeout else s.read_timeout
-        if s.protocol == "v3":
-            return self._build_v3(method, biz_content, timeout), dict(biz_content)
-        biz_text = json.dumps(biz_content, ensure_ascii=False, separators=(",", ":"))
+        if s.protocol == "v3" and method in protocol.V3_PATHS:
+            return self._build_v3(method, biz_content or {}, timeout), dict(biz_content or {})
+        biz_text = None
+        if biz_content is not None:
+            biz_text = json.dumps(biz_content, ensure_ascii=False, separators=(",", ":"))
+            if s.encrypt_key:
+                biz_text = aes_encrypt(biz_text, s.encrypt_key, s.charset)
         params = protocol.common_params(
-            s.app_id, method, aes_encrypt(biz_text, s.encrypt_key, s.charset) if s.encrypt_key else biz_text,
+            s.app_id, method, biz_text,
             charset=s.charset, sign_type=s.sign_type, app_auth_token=s.app_auth_token,
             auth_token=auth_token, app_cert_sn=s.app_cert_sn, alipay_root_cert_sn=s.alipay_root_cert_sn,
-            encrypt_type="AES" if s.encrypt_key else None,
+            encrypt_type="AES" if s.encrypt_key and biz_text is not None else None, **(extra or {}),
         )
         signed = protocol.sign_request(params, s.app_private_key)
         query, body = protocol.encode_request(signed, s.charset)
@@ -87,7 +104,7 @@ class Gateway:
     # ----------------------------------------------------------------------------- response side
     def parse_response(self, method: str, response: HttpResponse, model: str) -> dict[str, Any]:
         """The verified success node, or the LiteLLM exception for what went wrong."""
-        if self.settings.protocol == "v3":
+        if self.settings.protocol == "v3" and method in protocol.V3_PATHS:
             return self._parse_v3(response, model)
         if response.status >= 500:
             raise gateway_error({"code": "20000", "sub_msg": f"HTTP {response.status}"},
@@ -148,55 +165,103 @@ class Gateway:
             )
 
     # ----------------------------------------------------------------------------------- calls
-    def call(self, method: str, biz: Mapping[str, Any], model: str, *,
-             timeout: float | None = None, auth_token: str | None = None) -> dict[str, Any]:
-        request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout)
+    def _fail(self, method: str, params: Mapping[str, Any], exc: BaseException, model: str,
+              response: HttpResponse | None = None) -> BaseException:
+        """Log an opaque failure and give the LiteLLM exception to raise for it."""
+        self.log_failure(method, params, exc, response)
+        return local_error(exc, model=model, provider=self.provider) if isinstance(exc, AlipayError) else exc
+
+    def call(self, method: str, biz: Mapping[str, Any] | None, model: str, *,
+             timeout: float | None = None, auth_token: str | None = None,
+             extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+        tenant = self.guards.tenant((biz or {}).get("user_id"))
+        try:
+            self.guards.before(tenant, deadline_after(timeout or self.settings.read_timeout))
+        except AlipayError as exc:
+            raise local_error(exc, model=model, provider=self.provider) from None
+        failure: BaseException | None = None
+        try:
+            return self._call_once(method, biz, model, timeout, auth_token, extra)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            self.guards.after(tenant, failure)
+
+    def _call_once(self, method: str, biz: Mapping[str, Any] | None, model: str, timeout: float | None,
+                   auth_token: str | None, extra: Mapping[str, str] | None) -> dict[str, Any]:
+        request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout,
+                                             extra=extra)
         transport = sync_transport(self.settings.pool_size, self.settings.http2)
         response = None
         try:
-            response = transport.send(request)
+            response = _send_sync(transport, request)
             return self.parse_response(method, response, model)
-        except AlipayError as exc:
-            self.log_failure(method, params, exc, response)
-            raise local_error(exc, model=model, provider=self.provider) from None
         except Exception as exc:
-            self.log_failure(method, params, exc, response)
-            raise
+            raise self._fail(method, params, exc, model, response) from None
 
-    async def acall(self, method: str, biz: Mapping[str, Any], model: str, *,
-                    timeout: float | None = None, auth_token: str | None = None) -> dict[str, Any]:
-        request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout)
+    async def acall(self, method: str, biz: Mapping[str, Any] | None, model: str, *,
+                    timeout: float | None = None, auth_token: str | None = None,
+                    extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+        tenant = self.guards.tenant((biz or {}).get("user_id"))
+        try:
+            await self.guards.abefore(tenant, deadline_after(timeout or self.settings.read_timeout))
+        except AlipayError as exc:
+            raise local_error(exc, model=model, provider=self.provider) from None
+        failure: BaseException | None = None
+        try:
+            return await self._acall_once(method, biz, model, timeout, auth_token, extra)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            await self.guards.aafter(tenant, failure)
+
+    async def _acall_once(self, method: str, biz: Mapping[str, Any] | None, model: str, timeout: float | None,
+                          auth_token: str | None, extra: Mapping[str, str] | None) -> dict[str, Any]:
+        request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout,
+                                             extra=extra)
         s = self.settings
         transport = async_transport(s.transport, s.pool_size, s.http2)
         response = None
         try:
-            response = await transport.send(request)
+            response = await _send_async(transport, request)
             return self.parse_response(method, response, model)
-        except AlipayError as exc:
-            self.log_failure(method, params, exc, response)
-            raise local_error(exc, model=model, provider=self.provider) from None
         except Exception as exc:
-            self.log_failure(method, params, exc, response)
-            raise
+            raise self._fail(method, params, exc, model, response) from None
 
     # ------------------------------------------------------------------------------- streaming
     def stream(self, biz: Mapping[str, Any], model: str, *, timeout: float | None = None,
                auth_token: str | None = None) -> Iterator[dict[str, Any]]:
         """B3 chunk dicts as they arrive; raises at the end unless the ``sign`` event verifies."""
+        tenant = self.guards.tenant(biz.get("user_id"))
+        try:
+            self.guards.before(tenant, deadline_after(timeout or self.settings.read_timeout))
+        except AlipayError as exc:
+            raise local_error(exc, model=model, provider=self.provider) from None
+        failure: BaseException | None = None
+        try:
+            yield from self._stream_once(biz, model, timeout, auth_token)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            self.guards.after(tenant, failure)
+
+    def _stream_once(self, biz: Mapping[str, Any], model: str, timeout: float | None,
+                     auth_token: str | None) -> Iterator[dict[str, Any]]:
         method = protocol.METHOD_CHAT
         request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout)
         transport = sync_transport(self.settings.pool_size, self.settings.http2)
         try:
-            response = transport.send(request, stream=True)
-        except AlipayError as exc:
-            self.log_failure(method, params, exc)
-            raise local_error(exc, model=model, provider=self.provider) from None
+            response = _send_sync(transport, request, stream=True)
+        except Exception as exc:
+            raise self._fail(method, params, exc, model) from None
         try:
             if not _is_event_stream(response.headers):
                 content = b"".join(response)
                 self.parse_response(method, HttpResponse(response.status, response.headers, content), model)
-                raise local_error(ProtocolError("a streaming request was answered without a stream"),
-                                  model=model, provider=self.provider)
+                raise ProtocolError("a streaming request was answered without a stream")
             verifier = StreamVerifier(self, model)
             decoder = protocol.SSEDecoder(self.settings.charset)
             for raw in response:
@@ -205,29 +270,43 @@ class Gateway:
                     if chunk is not None:
                         yield chunk
             verifier.finish(decoder)
-        except AlipayError as exc:
-            self.log_failure(method, params, exc)
-            raise local_error(exc, model=model, provider=self.provider) from None
+        except Exception as exc:
+            raise self._fail(method, params, exc, model) from None
         finally:
             response.close()
 
     async def astream(self, biz: Mapping[str, Any], model: str, *, timeout: float | None = None,
                       auth_token: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        tenant = self.guards.tenant(biz.get("user_id"))
+        try:
+            await self.guards.abefore(tenant, deadline_after(timeout or self.settings.read_timeout))
+        except AlipayError as exc:
+            raise local_error(exc, model=model, provider=self.provider) from None
+        failure: BaseException | None = None
+        try:
+            async for chunk in self._astream_once(biz, model, timeout, auth_token):
+                yield chunk
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            await self.guards.aafter(tenant, failure)
+
+    async def _astream_once(self, biz: Mapping[str, Any], model: str, timeout: float | None,
+                            auth_token: str | None) -> AsyncIterator[dict[str, Any]]:
         method = protocol.METHOD_CHAT
         request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout)
         s = self.settings
         transport = async_transport(s.transport, s.pool_size, s.http2)
         try:
-            response = await transport.send(request, stream=True)
-        except AlipayError as exc:
-            self.log_failure(method, params, exc)
-            raise local_error(exc, model=model, provider=self.provider) from None
+            response = await _send_async(transport, request, stream=True)
+        except Exception as exc:
+            raise self._fail(method, params, exc, model) from None
         try:
             if not _is_event_stream(response.headers):
                 content = b"".join([part async for part in response])
                 self.parse_response(method, HttpResponse(response.status, response.headers, content), model)
-                raise local_error(ProtocolError("a streaming request was answered without a stream"),
-                                  model=model, provider=self.provider)
+                raise ProtocolError("a streaming request was answered without a stream")
             verifier = StreamVerifier(self, model)
             decoder = protocol.SSEDecoder(s.charset)
             async for raw in response:
@@ -236,11 +315,29 @@ class Gateway:
                     if chunk is not None:
                         yield chunk
             verifier.finish(decoder)
-        except AlipayError as exc:
-            self.log_failure(method, params, exc)
-            raise local_error(exc, model=model, provider=self.provider) from None
+        except Exception as exc:
+            raise self._fail(method, params, exc, model) from None
         finally:
             await response.aclose()
+
+
+def _send_sync(transport, request: HttpRequest, *, stream: bool = False):
+    """The one retry we own: a pooled keep-alive connection the gateway had already closed."""
+    try:
+        return transport.send(request, stream=stream)
+    except ConnectionDroppedError as exc:
+        if not exc.stale:
+            raise
+        return transport.send(request, stream=stream)
+
+
+async def _send_async(transport, request: HttpRequest, *, stream: bool = False):
+    try:
+        return await transport.send(request, stream=stream)
+    except ConnectionDroppedError as exc:
+        if not exc.stale:
+            raise
+        return await transport.send(request, stream=stream)
 
 
 class StreamVerifier:

@@ -53,6 +53,9 @@ ENV = {
     "redis_url": "ALIPAY_REDIS_URL",
     "rate_limit_per_second": "ALIPAY_RATE_LIMIT_PER_SECOND",
     "rate_limit_per_minute": "ALIPAY_RATE_LIMIT_PER_MINUTE",
+    "breaker_threshold": "ALIPAY_BREAKER_THRESHOLD",
+    "breaker_window": "ALIPAY_BREAKER_WINDOW",
+    "breaker_cooldown": "ALIPAY_BREAKER_COOLDOWN",
     "pricing_scheme": "ALIPAY_PRICING_SCHEME",
     "price_per_request_cny": "ALIPAY_PRICE_PER_REQUEST_CNY",
     "price_input_per_million_cny": "ALIPAY_PRICE_INPUT_PER_MILLION_CNY",
@@ -121,8 +124,11 @@ class AlipaySettings:
     http2: bool = False
     transport: str = "aiohttp"
     redis_url: str | None = None
-    rate_limit_per_second: float | None = None
-    rate_limit_per_minute: float | None = None
+    rate_limit_per_second: int | None = None
+    rate_limit_per_minute: int | None = None
+    breaker_threshold: int = 3
+    breaker_window: float = 300.0
+    breaker_cooldown: float = 30.0
     pricing_scheme: str = "request"
     price_per_request_cny: float = 0.03
     price_input_per_million_cny: float | None = None
@@ -223,8 +229,8 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
     if transport not in ("aiohttp", "httpx"):
         raise ConfigurationError("transport", "must be aiohttp or httpx")
 
-    def opt_rate(name: str) -> float | None:
-        return None if raw[name] in (None, "") else _number(name, raw[name], float, 0.001)
+    def opt_rate(name: str) -> int | None:
+        return None if raw[name] in (None, "") else _number(name, raw[name], int, 1)
 
     pricing = PricingConfig.from_settings(raw)  # validated here so a bad price fails at startup
     return AlipaySettings(
@@ -249,6 +255,9 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
         redis_url=str(raw["redis_url"]) if raw["redis_url"] else None,
         rate_limit_per_second=opt_rate("rate_limit_per_second"),
         rate_limit_per_minute=opt_rate("rate_limit_per_minute"),
+        breaker_threshold=_number("breaker_threshold", raw["breaker_threshold"] or 3, int, 1),
+        breaker_window=_number("breaker_window", raw["breaker_window"] or 300.0, float, 0.001),
+        breaker_cooldown=_number("breaker_cooldown", raw["breaker_cooldown"] or 30.0, float, 0.001),
         pricing_scheme=pricing.scheme,
         price_per_request_cny=pricing.price_per_request_cny,
         price_input_per_million_cny=pricing.price_input_per_million_cny,

@@ -76,6 +76,19 @@ class _AiohttpStream:
         self._response.close()
 
 
+class _Reuse:
+    __slots__ = ("reused",)
+
+    def __init__(self) -> None:
+        self.reused = False
+
+
+async def _mark_reused(session, context, params) -> None:
+    request_ctx = context.trace_request_ctx
+    if isinstance(request_ctx, _Reuse):
+        request_ctx.reused = True
+
+
 class AiohttpTransport:
     """Async transport over one ``aiohttp.ClientSession`` per event loop."""
 
@@ -93,8 +106,11 @@ class AiohttpTransport:
             connector = aiohttp.TCPConnector(
                 limit=self._pool_size, keepalive_timeout=self._keepalive, ttl_dns_cache=300
             )
+            trace = aiohttp.TraceConfig()
+            trace.on_connection_reuseconn.append(_mark_reused)
             session = aiohttp.ClientSession(
-                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True,
+                trace_configs=[trace],
             )
             self._sessions[loop] = session
         return session
@@ -105,10 +121,11 @@ class AiohttpTransport:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=request.connect_timeout, sock_read=request.read_timeout
         )
+        reuse = _Reuse()
         try:
             response = await self._session().request(
                 request.method, request.url, data=request.content, headers=dict(request.headers),
-                timeout=timeout,
+                timeout=timeout, trace_request_ctx=reuse,
             )
             if stream:
                 return _AiohttpStream(response)
@@ -120,7 +137,12 @@ class AiohttpTransport:
             raise ReadTimeoutError("the gateway did not answer within the read timeout") from None
         except aiohttp.ClientConnectorError as exc:
             raise TransportError(f"cannot connect to the gateway: {exc.os_error}", sent=False) from None
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            # No response object yet: on a reused keep-alive connection this is the idle-close race.
+            raise ConnectionDroppedError(
+                f"the gateway closed the connection: {type(exc).__name__}", stale=reuse.reused
+            ) from None
+        except aiohttp.ClientPayloadError as exc:
             raise ConnectionDroppedError(f"the gateway closed the connection: {type(exc).__name__}") from None
         except aiohttp.ClientError as exc:
             raise ConnectionDroppedError(f"HTTP exchange failed: {type(exc).__name__}") from None

@@ -138,18 +138,19 @@ class Emulator:
         if problem:
             raise Refusal("20001", problem, "auth_token is not valid", 401)
 
-    def run_chat(self, app_id: str, biz: Any) -> ChatAnswer:
+    def run_chat(self, app_id: str, biz: Any, *, regulated: bool = True) -> ChatAnswer:
         """Answer a B1 request, executing its payment actions at most once per out_request_no."""
         cfg = self.config
         try:
-            result = model.chat(biz, cfg.chat_models, cfg.max_context_chars)
+            result = model.chat(biz, cfg.chat_models, cfg.max_context_chars, regulated=regulated)
             actions: list[dict[str, Any]] = []
             if result.intents:
                 actions = self.state.idempotency.execute(
                     app_id, biz.get("out_request_no"), result.intents, self.state.stats
                 )
                 result = model.chat(
-                    biz, cfg.chat_models, cfg.max_context_chars, model.action_summary(actions)
+                    biz, cfg.chat_models, cfg.max_context_chars, model.action_summary(actions),
+                    regulated=regulated,
                 )
         except model.InvalidRequest as exc:
             raise Refusal("40002", "AI.INVALID_REQUEST", str(exc), 400) from None

@@ -43,9 +43,9 @@ class DemoKeys:
             "ALIPAY_SIGN_TYPE": "RSA2",
             "ALIPAY_CERT_APP_ID": DEMO_CERT_APP_ID,
             "ALIPAY_CERT_APP_PRIVATE_KEY": str(self.app_private_key),
-            "ALIPAY_APP_CERT": str(self.app_cert),
-            "ALIPAY_PUBLIC_CERT": str(self.alipay_cert),
-            "ALIPAY_ROOT_CERT": str(self.alipay_root_cert),
+            "ALIPAY_CERT_APP_CERT": str(self.app_cert),
+            "ALIPAY_CERT_PUBLIC_CERT": str(self.alipay_cert),
+            "ALIPAY_CERT_ROOT_CERT": str(self.alipay_root_cert),
         }
 
 

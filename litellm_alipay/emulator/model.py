@@ -291,15 +291,19 @@ def _tool_call(tool: Mapping[str, Any], text: str) -> dict[str, Any]:
 
 def chat(
     biz: Mapping[str, Any], chat_models: Sequence[str], max_context_chars: int,
-    action_summary: str | None = None,
+    action_summary: str | None = None, *, regulated: bool = True,
 ) -> ChatResult:
     """Answer one validated B1 request, or raise ``InvalidRequest``/``ModelError``.
+
+    ``regulated=False`` is the OpenAI-compatible endpoint, which stands for a non-Alipay (regional)
+    provider: any model name is served and the Chinese financial compliance rule does not apply, so
+    it can answer what Alipay refuses (the content-policy fallback).
 
     ``action_summary`` is appended once the gateway has executed the returned intents (it calls
     ``chat`` again with it), so the text states what really happened, repeats included.
     """
     model, messages = validate_chat(biz)
-    if model not in chat_models:
+    if regulated and model not in chat_models:
         raise ModelError("AI.MODEL_NOT_FOUND", f"model {model} does not exist")
     prompt_tokens, input_chars = _prompt_usage(messages)
     if input_chars > max_context_chars:
@@ -307,7 +311,8 @@ def chat(
             "AI.CONTEXT_LENGTH_EXCEEDED",
             f"prompt has {input_chars} characters; the limit is {max_context_chars}",
         )
-    check_compliance(messages)
+    if regulated:
+        check_compliance(messages)
     last = messages[-1]
     user = _last_user(messages)
     user_text = prompt_text(user) if user is not None else ""

@@ -81,7 +81,7 @@ class OpenAICompat:
         except ValueError:
             return _error(Refusal("40002", "AI.INVALID_REQUEST", "body must be a JSON object", 400))
         try:
-            answer = self.emu.run_chat("openai", to_biz(body))
+            answer = self.emu.run_chat("openai", to_biz(body), regulated=False)
         except Refusal as refusal:
             return _error(refusal)
         cid = "chatcmpl-" + answer.trace_id

@@ -69,9 +69,9 @@ class EmulatorProcess:
         self.alipay_public_key_path = s["ALIPAY_PUBLIC_KEY"]
         self.alipay_public_key = Path(self.alipay_public_key_path).read_text()
         self.cert_app_id = s["ALIPAY_CERT_APP_ID"]
-        self.app_cert_path = s["ALIPAY_APP_CERT"]
-        self.alipay_cert_path = s["ALIPAY_PUBLIC_CERT"]
-        self.alipay_root_cert_path = s["ALIPAY_ROOT_CERT"]
+        self.app_cert_path = s["ALIPAY_CERT_APP_CERT"]
+        self.alipay_cert_path = s["ALIPAY_CERT_PUBLIC_CERT"]
+        self.alipay_root_cert_path = s["ALIPAY_CERT_ROOT_CERT"]
 
     # ------------------------------------------------------------------------------- lifecycle
     def _read(self) -> None:

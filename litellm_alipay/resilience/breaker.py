@@ -129,6 +129,11 @@ class MemoryBreaker(CircuitBreaker):
         self._lock = threading.Lock()
         self._states: dict[str, _State] = {}
 
+    def clear(self) -> None:
+        """Forget every tenant's state (tests, or an operator after fixing the gateway)."""
+        with self._lock:
+            self._states.clear()
+
     def before_call(self, key: str) -> bool:
         with self._lock:
             now = self._clock()

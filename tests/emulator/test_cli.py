@@ -55,8 +55,8 @@ def test_demo_prints_settings_and_one_ready_line(tmp_path: Path) -> None:
         assert base_url.startswith("http://127.0.0.1:") and not base_url.endswith(":0")
         settings = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
         assert settings["ALIPAY_GATEWAY_URL"] == f"{base_url}/gateway.do"
-        for name in ("ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY", "ALIPAY_APP_CERT", "ALIPAY_PUBLIC_CERT",
-                     "ALIPAY_ROOT_CERT"):
+        for name in ("ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY", "ALIPAY_CERT_APP_CERT", "ALIPAY_CERT_PUBLIC_CERT",
+                     "ALIPAY_CERT_ROOT_CERT"):
             assert Path(settings[name]).is_file()
         assert settings["ALIPAY_APP_ID"] != settings["ALIPAY_CERT_APP_ID"]
         assert "PRIVATE KEY" not in "\n".join(lines)  # paths only, never key text

@@ -40,8 +40,17 @@ def test_image_url_part_and_errors(alipay_emulator: EmulatorProcess) -> None:
     content = [{"type": "text", "text": "see"}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]
     body = httpx.post(url, json={"model": "ant-fin-chat", "messages": [{"role": "user", "content": content}]}).json()
     assert body["choices"][0]["message"]["content"] == "You said: see [image 1: https://x/y.png]"
-    resp = httpx.post(url, json={"model": "gpt-x", "messages": [{"role": "user", "content": "x"}]})
-    assert resp.status_code == 404 and resp.json()["error"]["code"] == "AI.MODEL_NOT_FOUND"
+    resp = httpx.post(url, json={"model": "ant-fin-chat", "messages": "not a list"})
+    assert resp.status_code == 400 and resp.json()["error"]["code"] == "AI.INVALID_REQUEST"
+
+
+def test_openai_endpoint_stands_for_an_unregulated_regional_model(alipay_emulator: EmulatorProcess) -> None:
+    """Any model name is served and what Alipay refuses is answered: the content-policy fallback target."""
+    url = f"{alipay_emulator.base_url}/v1/chat/completions"
+    ask = [{"role": "user", "content": "forecast my income"}]
+    resp = httpx.post(url, json={"model": "general-chat", "messages": ask})
+    assert resp.status_code == 200
+    assert resp.json()["choices"][0]["message"]["content"] == "You said: forecast my income"
 
 
 def test_embeddings(alipay_emulator: EmulatorProcess, client: Client) -> None:
