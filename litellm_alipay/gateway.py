@@ -23,6 +23,7 @@ from .errors import (
     redact,
 )
 from .guards import Guards, deadline_after
+from .pricing import Cost, MonthlyCounter, PricingConfig, monthly_counter, price_chat, price_embedding
 from .settings import AlipaySettings
 from .signing import (
     aes_decrypt,
@@ -48,6 +49,8 @@ class Gateway:
         self.settings = settings
         self.provider = provider
         self.guards = Guards(settings)
+        self.pricing = PricingConfig.from_object(settings)
+        self.counter = _counter(settings.redis_url)
         self._content_type = {
             **_V2_HEADERS, "Content-Type": protocol.form_content_type(settings.charset)
         }
@@ -163,6 +166,21 @@ class Gateway:
                 method, exc, redact(dict(params)),
                 redact(dict(response.headers)) if response is not None else None,
             )
+
+    # ------------------------------------------------------------------------------------ cost
+    def chat_cost(self, usage: Mapping[str, Any], actions: list | None) -> Cost:
+        """B6 cost of one chat call, at its place in the app's month (Redis-shared when configured)."""
+        return price_chat(usage, actions, self.pricing, self.counter.book(self.settings.app_id))
+
+    async def achat_cost(self, usage: Mapping[str, Any], actions: list | None) -> Cost:
+        return price_chat(usage, actions, self.pricing, await self.counter.abook(self.settings.app_id))
+
+    def embedding_cost(self, usages: list[Mapping[str, Any]]) -> Cost:
+        return price_embedding(usages, self.pricing, self.counter.book(self.settings.app_id, len(usages)))
+
+    async def aembedding_cost(self, usages: list[Mapping[str, Any]]) -> Cost:
+        position = await self.counter.abook(self.settings.app_id, len(usages))
+        return price_embedding(usages, self.pricing, position)
 
     # ----------------------------------------------------------------------------------- calls
     def _fail(self, method: str, params: Mapping[str, Any], exc: BaseException, model: str,
@@ -319,6 +337,17 @@ class Gateway:
             raise self._fail(method, params, exc, model) from None
         finally:
             await response.aclose()
+
+
+_counters: dict[str | None, MonthlyCounter] = {}
+
+
+def _counter(redis_url: str | None) -> MonthlyCounter:
+    """One month counter per store, shared by every deployment: the volume discount is per app."""
+    found = _counters.get(redis_url)
+    if found is None:
+        found = _counters.setdefault(redis_url, monthly_counter(redis_url))
+    return found
 
 
 def _send_sync(transport, request: HttpRequest, *, stream: bool = False):

@@ -8,6 +8,7 @@ of the wire protocol.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -78,6 +79,8 @@ class AlipayLLM(CustomLLM):
         biz = transforms.chat_biz_content(
             model, messages, request, drop_params=self._drop_params(litellm_params)
         )
+        if biz.get("allowed_actions") and not biz.get("out_request_no"):
+            biz["out_request_no"] = out_request_no(gateway.settings.app_id, litellm_params, logging_obj)
         if stream:
             biz["stream"] = True
         return gateway, biz
@@ -91,7 +94,8 @@ class AlipayLLM(CustomLLM):
         gateway, biz = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                   logging_obj, stream=False)
         node = gateway.call(protocol.METHOD_CHAT, biz, model, timeout=_seconds(timeout))
-        return transforms.chat_model_response(node, model_response, model)
+        response = transforms.chat_model_response(node, model_response, model)
+        return _with_cost(response, gateway.chat_cost(node.get("usage") or {}, node.get("actions")))
 
     async def acompletion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
                           model_response: ModelResponse, print_verbose: Any, encoding: Any, api_key: Any,
@@ -103,7 +107,9 @@ class AlipayLLM(CustomLLM):
         seconds = _seconds(timeout)
         node = await _deadline(gateway.acall(protocol.METHOD_CHAT, biz, model, timeout=seconds),
                                seconds, model)
-        return transforms.chat_model_response(node, model_response, model)
+        response = transforms.chat_model_response(node, model_response, model)
+        cost = await gateway.achat_cost(node.get("usage") or {}, node.get("actions"))
+        return _with_cost(response, cost)
 
     def streaming(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
                   model_response: ModelResponse, print_verbose: Any, encoding: Any, api_key: Any,
@@ -147,7 +153,8 @@ class AlipayLLM(CustomLLM):
                                              api_key, logging_obj)
         seconds = _seconds(timeout)
         nodes = [gateway.call(protocol.METHOD_EMBED, biz, model, timeout=seconds) for biz in batches]
-        return transforms.embedding_response(nodes, model_response, model)
+        response = transforms.embedding_response(nodes, model_response, model)
+        return _with_cost(response, gateway.embedding_cost([n.get("usage") or {} for n in nodes]))
 
     async def aembedding(self, model: str, input: list, model_response: EmbeddingResponse,
                          print_verbose: Any, logging_obj: Any, optional_params: dict,
@@ -158,7 +165,37 @@ class AlipayLLM(CustomLLM):
         seconds = _seconds(timeout)
         calls = [gateway.acall(protocol.METHOD_EMBED, biz, model, timeout=seconds) for biz in batches]
         nodes = await _deadline(asyncio.gather(*calls), seconds, model)
-        return transforms.embedding_response(list(nodes), model_response, model)
+        response = transforms.embedding_response(list(nodes), model_response, model)
+        return _with_cost(response, await gateway.aembedding_cost([n.get("usage") or {} for n in nodes]))
+
+
+def out_request_no(app_id: str, litellm_params: dict | None, logging_obj: Any) -> str:
+    """The idempotency key of the logical request, the same for every retry and fallback of it.
+
+    The Router sets ``litellm_trace_id`` once per logical request and keeps it through its retries
+    and fallbacks (the proxy goes through the Router too), so the key derived from it is stable and
+    the gateway executes a payment action at most once. Without a Router, the call id is used.
+    """
+    params = litellm_params or {}
+    details = getattr(logging_obj, "model_call_details", None) or {}
+    seed = params.get("litellm_trace_id") or details.get("litellm_trace_id") or params.get(
+        "litellm_call_id") or details.get("litellm_call_id")
+    if not seed:
+        import uuid
+
+        seed = uuid.uuid4().hex
+    return "LT" + hashlib.sha256(f"{app_id}:{seed}".encode()).hexdigest()[:40]
+
+
+def _with_cost(response: Any, cost: Any) -> Any:
+    """LiteLLM takes ``response_cost`` from hidden params over any price table: spend logs and
+    budgets then see Alipay's own pricing in USD, with the CNY figure and breakdown beside it."""
+    hidden = response._hidden_params
+    hidden["response_cost"] = cost.usd
+    alipay = dict(hidden.get("alipay") or {})
+    alipay.update(cost_cny=cost.cny, cost_breakdown=cost.breakdown)
+    hidden["alipay"] = alipay
+    return response
 
 
 def _seconds(timeout: Any) -> float | None:
