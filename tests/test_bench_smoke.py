@@ -1,0 +1,49 @@
+"""Smoke test of the benchmark harness: ``python -m bench --quick`` prints the whole table.
+
+Why no timing assertions: quick-mode counts are far too small for stable numbers, and CI machines vary;
+the numbers are judged by a human from a full run (bench/README.md). This only guards that the harness
+still runs end to end — emulator subprocess, floor provider, openai/ baseline, crypto, memory, Redis
+limiter — and prints every row and every target line.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+ROWS = (
+    [f"{section} {impl} {conc}" for section in ("chat", "stream", "embed")
+     for impl in ("floor", "alipay", "openai") for conc in (1, 10, 50)]
+    + [f"stream-short {impl} 10" for impl in ("floor", "alipay", "openai")]
+    + ["memory floor 50", "memory alipay 50"]
+    + [f"limiter {kind} {conc}" for kind in ("memory", "redis") for conc in (1, 50)]
+)
+CRYPTO = (
+    "raw RSA2 sign (cryptography)", "sign_params (content + RSA2)", "build_request (json+envelope+sign+encode)",
+    "raw RSA2 verify (cryptography)", "verify_response (extract + verify + parse)",
+    "key parses per request (measured alipay calls)",
+)
+
+
+def test_quick_bench_prints_every_row() -> None:
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick"], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    # "<section> <row> <conc>" from the table's first three columns
+    keys = {" ".join(line.split()[:3]) for line in lines}
+    missing = [row for row in ROWS if row not in keys]
+    assert not missing, f"rows missing from the table: {missing}\n{done.stdout}"
+    for name in CRYPTO:
+        assert any(line.startswith("crypto") and name in line for line in lines), name
+    assert "per-chunk streaming CPU" in done.stdout
+    targets = [line for line in lines if line.strip().startswith(("PASS", "MISS", "n/a"))]
+    assert len(targets) == 3 * 2 + 3, done.stdout  # chat ÷floor/÷openai at 3 concurrencies, chunk, memory, parses
+    assert "[ 1/" in done.stderr  # progress is shown while it runs
