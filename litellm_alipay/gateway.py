@@ -7,9 +7,11 @@ of OpenAI shapes: the provider hands it a ``biz_content`` dict and gets verified
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from . import protocol
@@ -24,6 +26,7 @@ from .errors import (
 )
 from .guards import Guards, deadline_after
 from .pricing import Cost, MonthlyCounter, PricingConfig, monthly_counter, price_chat, price_embedding
+from .resilience import TokenManager
 from .settings import AlipaySettings
 from .signing import (
     aes_decrypt,
@@ -51,6 +54,7 @@ class Gateway:
         self.guards = Guards(settings)
         self.pricing = PricingConfig.from_object(settings)
         self.counter = _counter(settings.redis_url)
+        self._tokens: TokenManager | None = None
         self._content_type = {
             **_V2_HEADERS, "Content-Type": protocol.form_content_type(settings.charset)
         }
@@ -113,6 +117,8 @@ class Gateway:
             raise gateway_error({"code": "20000", "sub_msg": f"HTTP {response.status}"},
                                 model=model, status=response.status, provider=self.provider)
         node = self._verified_node(method, response.content, model)
+        if method == protocol.METHOD_OAUTH and "access_token" in node and not node.get("sub_code"):
+            return node  # the real gateway's token node carries no code 10000
         if response.status == 429 or not protocol.is_success(node):
             raise gateway_error(node, model=model, status=response.status, provider=self.provider)
         return node
@@ -166,6 +172,51 @@ class Gateway:
                 method, exc, redact(dict(params)),
                 redact(dict(response.headers)) if response is not None else None,
             )
+
+    # ----------------------------------------------------------------------------- user tokens
+    @property
+    def tokens(self) -> TokenManager:
+        """OAuth user tokens (A8), exchanged once, refreshed before expiry, one refresh in flight."""
+        if self._tokens is None:
+            self._tokens = TokenManager(self._exchange)
+        return self._tokens
+
+    async def _exchange(self, grant_type: str, value: str) -> dict[str, Any]:
+        field = "code" if grant_type == "authorization_code" else "refresh_token"
+        return await self.acall(protocol.METHOD_OAUTH, None, "oauth",
+                                extra={"grant_type": grant_type, field: value})
+
+    def call_as_user(self, method: str, biz: Mapping[str, Any], model: str, auth: UserAuth, *,
+                     timeout: float | None = None) -> dict[str, Any]:
+        """A call on a user's behalf: a given ``auth_token`` as is, else one from the token manager,
+        refreshed and retried once after ``20001 aop.auth-token-time-out``."""
+        if auth.auth_token:
+            return self.call(method, biz, model, timeout=timeout, auth_token=auth.auth_token)
+        return self.tokens.with_token_retry_sync(
+            auth.key, lambda token: self.call(method, biz, model, timeout=timeout, auth_token=token),
+            auth_code=auth.auth_code, refresh_token=auth.refresh_token)
+
+    async def acall_as_user(self, method: str, biz: Mapping[str, Any], model: str, auth: UserAuth, *,
+                            timeout: float | None = None) -> dict[str, Any]:
+        if auth.auth_token:
+            return await self.acall(method, biz, model, timeout=timeout, auth_token=auth.auth_token)
+
+        async def call(token: str) -> dict[str, Any]:
+            return await self.acall(method, biz, model, timeout=timeout, auth_token=token)
+
+        return await self.tokens.with_token_retry(
+            auth.key, call, auth_code=auth.auth_code, refresh_token=auth.refresh_token)
+
+    async def astream_token(self, auth: UserAuth | None) -> str | None:
+        """The token a stream is opened with (a stream is not retried once it has started)."""
+        if auth is None or auth.auth_token:
+            return auth.auth_token if auth else None
+        return await self.tokens.get_token(auth.key, auth_code=auth.auth_code, refresh_token=auth.refresh_token)
+
+    def stream_token(self, auth: UserAuth | None) -> str | None:
+        if auth is None or auth.auth_token:
+            return auth.auth_token if auth else None
+        return self.tokens.get_token_sync(auth.key, auth_code=auth.auth_code, refresh_token=auth.refresh_token)
 
     # ------------------------------------------------------------------------------------ cost
     def chat_cost(self, usage: Mapping[str, Any], actions: list | None) -> Cost:
@@ -337,6 +388,28 @@ class Gateway:
             raise self._fail(method, params, exc, model) from None
         finally:
             await response.aclose()
+
+
+@dataclass(frozen=True)
+class UserAuth:
+    """How a call acts for an end user: a ready ``auth_token``, or an auth code / refresh token the
+    token manager exchanges (cached under ``key``)."""
+
+    key: str
+    auth_token: str | None = None
+    auth_code: str | None = None
+    refresh_token: str | None = None
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], user_id: str | None) -> UserAuth | None:
+        """Pops the user-auth parameters from ``params`` (they never go into ``biz_content``)."""
+        token = params.pop("auth_token", None)
+        code = params.pop("auth_code", None)
+        refresh = params.pop("user_refresh_token", None)
+        if not (token or code or refresh):
+            return None
+        seed = user_id or hashlib.sha256(str(code or refresh).encode()).hexdigest()
+        return cls(key=seed, auth_token=token, auth_code=code, refresh_token=refresh)
 
 
 _counters: dict[str | None, MonthlyCounter] = {}

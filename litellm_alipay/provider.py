@@ -19,11 +19,13 @@ from litellm.types.utils import EmbeddingResponse, GenericStreamingChunk, ModelR
 
 from . import protocol, transforms
 from .errors import AlipayError, ReadTimeoutError, local_error
-from .gateway import Gateway
+from .gateway import Gateway, UserAuth
 from .settings import AlipaySettings, settings_for, split_params
 
 PROVIDER = "alipay"
 _LITELLM_INTERNAL = frozenset({"max_retries", "stream_options"})
+#: Per-call parameters that act for an end user (A8); they travel as ``auth_token``, never in biz_content.
+USER_AUTH_PARAMS = ("auth_token", "auth_code", "user_refresh_token")
 
 
 class AlipayLLM(CustomLLM):
@@ -72,18 +74,20 @@ class AlipayLLM(CustomLLM):
 
     def _chat(self, model: str, messages: list, optional_params: dict, litellm_params: dict | None,
               api_base: str | None, api_key: str | None, logging_obj: Any,
-              stream: bool) -> tuple[Gateway, dict[str, Any]]:
+              stream: bool) -> tuple[Gateway, dict[str, Any], UserAuth | None]:
         gateway, request = self._setup(model, optional_params, litellm_params, api_base, api_key)
         request.pop("stream", None)
         self._end_user(request, logging_obj, litellm_params)
+        user_auth = {name: request.pop(name) for name in USER_AUTH_PARAMS if name in request}
         biz = transforms.chat_biz_content(
             model, messages, request, drop_params=self._drop_params(litellm_params)
         )
+        auth = UserAuth.from_params(user_auth, biz.get("user_id"))
         if biz.get("allowed_actions") and not biz.get("out_request_no"):
             biz["out_request_no"] = out_request_no(gateway.settings.app_id, litellm_params, logging_obj)
         if stream:
             biz["stream"] = True
-        return gateway, biz
+        return gateway, biz, auth
 
     # -------------------------------------------------------------------------------------- chat
     def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
@@ -91,9 +95,11 @@ class AlipayLLM(CustomLLM):
                    logging_obj: Any, optional_params: dict, acompletion: Any = None,
                    litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
                    timeout: Any = None, client: Any = None) -> ModelResponse:
-        gateway, biz = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
-                                  logging_obj, stream=False)
-        node = gateway.call(protocol.METHOD_CHAT, biz, model, timeout=_seconds(timeout))
+        gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
+                                        logging_obj, stream=False)
+        seconds = _seconds(timeout)
+        node = (gateway.call_as_user(protocol.METHOD_CHAT, biz, model, auth, timeout=seconds) if auth
+                else gateway.call(protocol.METHOD_CHAT, biz, model, timeout=seconds))
         response = transforms.chat_model_response(node, model_response, model)
         return _with_cost(response, gateway.chat_cost(node.get("usage") or {}, node.get("actions")))
 
@@ -102,11 +108,12 @@ class AlipayLLM(CustomLLM):
                           logging_obj: Any, optional_params: dict, acompletion: Any = None,
                           litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
                           timeout: Any = None, client: Any = None) -> ModelResponse:
-        gateway, biz = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
-                                  logging_obj, stream=False)
+        gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
+                                        logging_obj, stream=False)
         seconds = _seconds(timeout)
-        node = await _deadline(gateway.acall(protocol.METHOD_CHAT, biz, model, timeout=seconds),
-                               seconds, model)
+        call = (gateway.acall_as_user(protocol.METHOD_CHAT, biz, model, auth, timeout=seconds) if auth
+                else gateway.acall(protocol.METHOD_CHAT, biz, model, timeout=seconds))
+        node = await _deadline(call, seconds, model)
         response = transforms.chat_model_response(node, model_response, model)
         cost = await gateway.achat_cost(node.get("usage") or {}, node.get("actions"))
         return _with_cost(response, cost)
@@ -116,10 +123,11 @@ class AlipayLLM(CustomLLM):
                   logging_obj: Any, optional_params: dict, acompletion: Any = None,
                   litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
                   timeout: Any = None, client: Any = None) -> Iterator[GenericStreamingChunk]:
-        gateway, biz = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
-                                  logging_obj, stream=True)
+        gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
+                                        logging_obj, stream=True)
         transformer = transforms.StreamTransformer()
-        for chunk in gateway.stream(biz, model, timeout=_seconds(timeout)):
+        token = gateway.stream_token(auth)
+        for chunk in gateway.stream(biz, model, timeout=_seconds(timeout), auth_token=token):
             yield from transformer.chunks(chunk)
 
     async def astreaming(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
@@ -127,10 +135,11 @@ class AlipayLLM(CustomLLM):
                          logging_obj: Any, optional_params: dict, acompletion: Any = None,
                          litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
                          timeout: Any = None, client: Any = None) -> AsyncIterator[GenericStreamingChunk]:
-        gateway, biz = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
-                                  logging_obj, stream=True)
+        gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
+                                        logging_obj, stream=True)
         transformer = transforms.StreamTransformer()
-        async for chunk in gateway.astream(biz, model, timeout=_seconds(timeout)):
+        token = await gateway.astream_token(auth)
+        async for chunk in gateway.astream(biz, model, timeout=_seconds(timeout), auth_token=token):
             for out in transformer.chunks(chunk):
                 yield out
 

@@ -1,0 +1,184 @@
+"""Quota, breaker, user tokens, at-most-once actions and the keep-alive retry, against real servers."""
+
+import asyncio
+import json
+import time
+
+import litellm
+import pytest
+
+from litellm_alipay.emulator.process import EmulatorProcess
+
+ASK = [{"role": "user", "content": "hello"}]
+
+
+def _per_second(stats, app_id):
+    return {int(s): n for s, n in stats["requests_per_second"].get(app_id, {}).items()}
+
+
+async def test_client_side_quota_keeps_the_gateway_within_its_per_second_limit(deployment, alipay_emulator):
+    limited = {**deployment, "rate_limit_per_second": 4}
+    replies = await asyncio.gather(*[
+        litellm.acompletion(model="alipay/ant-fin-chat", messages=ASK, **limited) for _ in range(12)])
+    assert all(r.choices[0].message.content == "You said: hello" for r in replies)
+    stats = alipay_emulator.stats()
+    assert stats["rejections"].get("AI.RATE_LIMITED", 0) == 0
+    counts = _per_second(stats, deployment["app_id"])
+    assert sum(counts.values()) == 12
+    assert max(counts.values()) <= 4 + 1  # one booked-second may straddle two wall seconds at the server
+
+
+async def test_quota_that_cannot_be_met_within_the_timeout_is_a_rate_limit_error(deployment, alipay_emulator):
+    limited = {**deployment, "rate_limit_per_minute": 1}
+    await litellm.acompletion(model="alipay/ant-fin-chat", messages=ASK, **limited)
+    with pytest.raises(litellm.RateLimitError):
+        await litellm.acompletion(model="alipay/ant-fin-chat", messages=ASK, timeout=1, **limited)
+    assert alipay_emulator.stats()["requests_total"] == 1  # the refused call was never sent
+
+
+def test_breaker_opens_after_three_system_errors_and_fails_fast(deployment, alipay_emulator):
+    alipay_emulator.set_faults([{"kind": "system_error", "next": 3}])
+    for _ in range(3):
+        with pytest.raises(litellm.ServiceUnavailableError) as info:
+            litellm.completion(model="alipay/ant-fin-chat", messages=ASK, **deployment)
+        assert info.value.sub_code == "SYSTEM_ERROR"
+    with pytest.raises(litellm.ServiceUnavailableError) as info:
+        litellm.completion(model="alipay/ant-fin-chat", messages=ASK, **deployment)
+    assert info.value.alipay_code == "circuit-open"
+    assert alipay_emulator.stats()["requests_total"] == 3  # the fourth never reached the gateway
+
+
+def test_breaker_is_per_tenant(deployment, alipay_emulator):
+    alipay_emulator.set_faults([{"kind": "system_error", "next": 3}])
+    for _ in range(3):
+        with pytest.raises(litellm.ServiceUnavailableError):
+            litellm.completion(model="alipay/ant-fin-chat", messages=ASK, user="tenant-a", **deployment)
+    with pytest.raises(litellm.ServiceUnavailableError):
+        litellm.completion(model="alipay/ant-fin-chat", messages=ASK, user="tenant-a", **deployment)
+    ok = litellm.completion(model="alipay/ant-fin-chat", messages=ASK, user="tenant-b", **deployment)
+    assert ok.choices[0].message.content == "You said: hello"
+
+
+def test_half_open_breaker_lets_one_trial_through_and_closes_on_success(deployment, alipay_emulator):
+    fast = {**deployment, "breaker_cooldown": 0.2}
+    alipay_emulator.set_faults([{"kind": "system_error", "next": 3}])
+    for _ in range(3):
+        with pytest.raises(litellm.ServiceUnavailableError):
+            litellm.completion(model="alipay/ant-fin-chat", messages=ASK, **fast)
+    from litellm_alipay.guards import _breakers
+
+    breaker = next(b for cfg, b in _breakers.items() if cfg[3] == 0.2)
+    assert breaker.state(deployment["app_id"]) == "open"
+    deadline = time.monotonic() + 5
+    while breaker.state(deployment["app_id"]) == "open":  # bounded poll of the cooldown expiring
+        assert time.monotonic() < deadline
+    reply = litellm.completion(model="alipay/ant-fin-chat", messages=ASK, **fast)
+    assert reply.choices[0].message.content == "You said: hello"
+    assert breaker.state(deployment["app_id"]) == "closed"
+
+
+async def test_payment_action_runs_once_when_the_connection_drops_after_execution(deployment, alipay_emulator):
+    router = litellm.Router(
+        model_list=[{"model_name": "fin-chat", "litellm_params": {"model": "alipay/ant-fin-chat", **deployment}}],
+        num_retries=2, retry_after=0,
+    )
+    alipay_emulator.set_faults([{"kind": "drop_after_actions", "next": 1}])
+    reply = await router.acompletion(model="fin-chat", allowed_actions=["REFUND"], messages=[
+        {"role": "user", "content": "refund 42.50 for trade T77"}])
+    actions = reply.choices[0].message.provider_specific_fields["actions"]
+    assert [a["action"] for a in actions] == ["REFUND"] and actions[0]["status"] == "SUCCESS"
+    stats = alipay_emulator.stats()
+    assert stats["actions_executed"] == {"REFUND": 1}
+    assert stats["action_repeats"] == 1  # the retry was answered from the idempotency store
+    assert stats["faults_injected"].get("drop_after_actions") == 1
+
+
+async def test_fallback_attempt_reuses_the_out_request_no(deployment, alipay_emulator):
+    router = litellm.Router(
+        model_list=[
+            {"model_name": "fin-chat", "litellm_params": {"model": "alipay/ant-fin-chat", **deployment}},
+            {"model_name": "fin-chat-lite", "litellm_params": {"model": "alipay/ant-fin-chat-lite", **deployment}},
+        ],
+        fallbacks=[{"fin-chat": ["fin-chat-lite"]}], num_retries=0,
+    )
+    alipay_emulator.set_faults([{"kind": "drop_after_actions", "next": 1}])
+    reply = await router.acompletion(model="fin-chat", allowed_actions=["FREEZE_ACCOUNT"], messages=[
+        {"role": "user", "content": "freeze account 10"}])
+    assert reply.model == "ant-fin-chat-lite"
+    assert alipay_emulator.stats()["actions_executed"] == {"FREEZE_ACCOUNT": 1}
+
+
+def test_user_token_is_exchanged_once_and_reused(deployment, alipay_emulator):
+    for _ in range(3):
+        reply = litellm.completion(model="alipay/ant-fin-chat", messages=ASK, user="buyer-1",
+                                   auth_code="auth-code-buyer-1", **deployment)
+        assert reply.choices[0].message.content == "You said: hello"
+    by_method = alipay_emulator.stats()["requests_by_method"]
+    assert by_method.get("alipay.system.oauth.token") == 1
+    assert by_method.get("alipay.cloud.ai.chat") == 3
+
+
+def test_invalid_user_token_is_an_authentication_error(deployment):
+    with pytest.raises(litellm.AuthenticationError) as info:
+        litellm.completion(model="alipay/ant-fin-chat", messages=ASK, auth_token="not-a-token", **deployment)
+    assert info.value.sub_code in ("aop.invalid-auth-token", "aop.auth-token-time-out")
+    assert "not-a-token" not in str(info.value)
+
+
+def test_expired_user_token_is_refreshed_and_the_call_retried_once(alipay_emulator):
+    with EmulatorProcess({"oauth": {"expires_in": 1}}) as emulator:
+        settings = {"app_id": emulator.app_id, "app_private_key": emulator.app_private_key_path,
+                    "alipay_public_key": emulator.alipay_public_key_path, "api_base": emulator.gateway_url}
+        first = litellm.completion(model="alipay/ant-fin-chat", messages=ASK, user="buyer-2",
+                                   auth_code="auth-code-2", **settings)
+        assert first.choices[0].message.content == "You said: hello"
+        # The token lives 1 s; later calls refresh it (background inside the window, inline or after a
+        # 20001 once expired) and every call still succeeds.
+        deadline = time.monotonic() + 10
+        seen_refresh = False
+        while time.monotonic() < deadline and not seen_refresh:
+            reply = litellm.completion(model="alipay/ant-fin-chat", messages=ASK, user="buyer-2",
+                                       auth_code="auth-code-2", **settings)
+            assert reply.choices[0].message.content == "You said: hello"
+            seen_refresh = emulator.stats()["requests_by_method"].get("alipay.system.oauth.token", 0) >= 2
+        assert seen_refresh
+
+
+async def test_keep_alive_connection_closed_by_the_server_is_retried_once():
+    """A raw HTTP server that answers once, then closes the kept-alive connection on the next request."""
+    from litellm_alipay.transport import AiohttpTransport, HttpRequest
+
+    connections = []
+
+    async def handle(reader, writer):
+        connections.append(writer)
+        served = 0
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int([h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")][0]
+                         .split(b":")[1])
+            await reader.readexactly(length)
+            if served == 1:  # second request on this connection: the idle-close race
+                writer.close()
+                return
+            body = json.dumps({"n": len(connections)}).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                         + str(len(body)).encode() + b"\r\n\r\n" + body)
+            await writer.drain()
+            served += 1
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = AiohttpTransport(pool_size=1)
+    request = HttpRequest(url=f"http://127.0.0.1:{port}/gateway.do", content=b"x=1", headers={},
+                          read_timeout=5, connect_timeout=5)
+    from litellm_alipay.gateway import _send_async
+
+    first = await _send_async(transport, request)
+    second = await _send_async(transport, request)
+    assert json.loads(first.content) == {"n": 1}
+    assert json.loads(second.content) == {"n": 2}  # answered on a fresh connection
+    assert len(connections) == 2
+    await transport.aclose()
+    server.close()
+    await server.wait_closed()
