@@ -35,11 +35,9 @@ Pricing decisions (B6 leaves them open; each is the reading that bills what the 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -47,6 +45,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from .errors import ConfigurationError
+from .resilience._redis import RedisClients
 from .signing import BEIJING
 
 SCHEMES = ("request", "token")
@@ -408,35 +407,13 @@ class RedisMonthlyCounter(MonthlyCounter):
     def __init__(self, url: str, clock: Callable[[], datetime] = beijing_now) -> None:
         super().__init__(clock)
         self.url = url
-        self._lock = threading.Lock()
-        self._sync: Any = None
-        # an asyncio connection belongs to the loop that opened it: one client per loop, dropped with it
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
-
-    def _client(self) -> Any:
-        with self._lock:
-            if self._sync is None:
-                import redis
-
-                self._sync = redis.Redis.from_url(self.url)
-            return self._sync
-
-    def _aclient(self) -> Any:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._async.get(loop)
-            if client is None:
-                import redis.asyncio
-
-                client = redis.asyncio.Redis.from_url(self.url)
-                self._async[loop] = client
-            return client
+        self._clients = RedisClients(url)
 
     def book(self, app_id: str, requests: int = 1) -> int:
         _check_requests(requests)
         now = self.clock()
         key = month_key(app_id, now)
-        pipe = self._client().pipeline(transaction=True)
+        pipe = self._clients.sync().pipeline(transaction=True)
         pipe.incrby(key, requests)
         pipe.expireat(key, month_expiry(now))
         total, _ = pipe.execute()
@@ -446,28 +423,21 @@ class RedisMonthlyCounter(MonthlyCounter):
         _check_requests(requests)
         now = self.clock()
         key = month_key(app_id, now)
-        pipe = self._aclient().pipeline(transaction=True)
+        pipe = self._clients.for_running_loop().pipeline(transaction=True)
         pipe.incrby(key, requests)
         pipe.expireat(key, month_expiry(now))
         total, _ = await pipe.execute()
         return int(total) - requests + 1
 
     def count(self, app_id: str) -> int:
-        return int(self._client().get(month_key(app_id, self.clock())) or 0)
+        return int(self._clients.sync().get(month_key(app_id, self.clock())) or 0)
 
     def close(self) -> None:
-        with self._lock:
-            client, self._sync = self._sync, None
-        if client is not None:
-            client.close()
+        self._clients.close()
 
     async def aclose(self) -> None:
         """Close this loop's async client."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._async.pop(loop, None)
-        if client is not None:
-            await client.aclose()
+        await self._clients.aclose()
 
 
 def monthly_counter(redis_url: str | None, clock: Callable[[], datetime] = beijing_now) -> MonthlyCounter:

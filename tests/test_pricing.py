@@ -264,15 +264,15 @@ def test_redis_counter_incr_and_expiry(redis_url: str) -> None:  # noqa: F811
     counter = monthly_counter(redis_url, clock)
     assert isinstance(counter, RedisMonthlyCounter)
     app = "2021000000009999"
-    counter._client().delete(month_key(app, clock()))
+    counter._clients.sync().delete(month_key(app, clock()))
     try:
         assert counter.book(app) == 1
         assert counter.book(app, requests=2) == 2
         assert counter.count(app) == 3
         key = month_key(app, clock())
         assert key == f"litellm_alipay:month:{app}:{now:%Y-%m}"
-        assert int(counter._client().get(key)) == 3
-        assert counter._client().expiretime(key) == month_expiry(clock())
+        assert int(counter._clients.sync().get(key)) == 3
+        assert counter._clients.sync().expiretime(key) == month_expiry(clock())
 
         async def both() -> list[int]:
             try:
@@ -283,7 +283,7 @@ def test_redis_counter_incr_and_expiry(redis_url: str) -> None:  # noqa: F811
         assert sorted(asyncio.run(both())) == [4, 5, 6, 7, 8]  # atomic INCR: no two share a place
         assert counter.count(app) == 8
         clock.now = next_month
-        counter._client().delete(month_key(app, clock()))
+        counter._clients.sync().delete(month_key(app, clock()))
         assert counter.book(app) == 1
         assert counter.count(app) == 1
     finally:
