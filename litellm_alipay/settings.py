@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from . import protocol
 from .errors import ConfigurationError
 from .pricing import DEFAULT_TIERS, PricingConfig
+from .residency import DEFAULT_CONSENT_KEY, DEFAULT_METADATA_KEY, metadata_key, parse_regions
 from .signing import (
     SIGN_TYPES,
     CertKeyRing,
@@ -62,6 +63,9 @@ ENV = {
     "price_output_per_million_cny": "ALIPAY_PRICE_OUTPUT_PER_MILLION_CNY",
     "cny_per_usd": "ALIPAY_CNY_PER_USD",
     "pricing_tiers": "ALIPAY_PRICING_TIERS",
+    "residency_regions": "ALIPAY_RESIDENCY_REGIONS",
+    "residency_metadata_key": "ALIPAY_RESIDENCY_METADATA_KEY",
+    "residency_consent_key": "ALIPAY_RESIDENCY_CONSENT_KEY",
 }
 #: Deployment keys that are settings, never request parameters: removed before transforms run.
 SETTING_NAMES = frozenset(ENV) | {"api_key"}
@@ -135,6 +139,9 @@ class AlipaySettings:
     price_output_per_million_cny: float | None = None
     cny_per_usd: float = 7.1
     pricing_tiers: tuple[tuple[int, float], ...] = DEFAULT_TIERS
+    residency_regions: frozenset[str] = frozenset()
+    residency_metadata_key: str = DEFAULT_METADATA_KEY
+    residency_consent_key: str = DEFAULT_CONSENT_KEY
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -264,6 +271,11 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
         price_output_per_million_cny=pricing.price_output_per_million_cny,
         cny_per_usd=pricing.cny_per_usd,
         pricing_tiers=pricing.tiers,
+        residency_regions=parse_regions(raw["residency_regions"]),
+        residency_metadata_key=metadata_key("residency_metadata_key", raw["residency_metadata_key"],
+                                            DEFAULT_METADATA_KEY),
+        residency_consent_key=metadata_key("residency_consent_key", raw["residency_consent_key"],
+                                           DEFAULT_CONSENT_KEY),
     )
 
 
