@@ -17,9 +17,10 @@ import litellm
 from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import EmbeddingResponse, GenericStreamingChunk, ModelResponse
 
-from . import protocol, transforms
+from . import protocol, residency, transforms
 from .errors import AlipayError, ReadTimeoutError, local_error
 from .gateway import Gateway, UserAuth
+from .pricing import Cost, stream_usage
 from .settings import AlipaySettings, settings_for, split_params
 
 PROVIDER = "alipay"
@@ -51,6 +52,7 @@ class AlipayLLM(CustomLLM):
             given.setdefault("api_key", api_key)
         try:
             settings = settings_for(given)
+            _check_residency(settings, litellm_params)
         except AlipayError as exc:
             raise local_error(exc, model=model, provider=PROVIDER) from None
         for name in _LITELLM_INTERNAL:
@@ -125,10 +127,12 @@ class AlipayLLM(CustomLLM):
                   timeout: Any = None, client: Any = None) -> Iterator[GenericStreamingChunk]:
         gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                         logging_obj, stream=True)
-        transformer = transforms.StreamTransformer()
+        transformer, tally = transforms.StreamTransformer(), _StreamTally()
         token = gateway.stream_token(auth)
         for chunk in gateway.stream(biz, model, timeout=_seconds(timeout), auth_token=token):
-            yield from transformer.chunks(chunk)
+            yield from tally.release(transformer.chunks(chunk), chunk)
+        usage, actions = tally.priced()
+        yield from tally.finish(gateway.chat_cost(usage, actions))
 
     async def astreaming(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
                          model_response: ModelResponse, print_verbose: Any, encoding: Any, api_key: Any,
@@ -137,11 +141,14 @@ class AlipayLLM(CustomLLM):
                          timeout: Any = None, client: Any = None) -> AsyncIterator[GenericStreamingChunk]:
         gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                         logging_obj, stream=True)
-        transformer = transforms.StreamTransformer()
+        transformer, tally = transforms.StreamTransformer(), _StreamTally()
         token = await gateway.astream_token(auth)
         async for chunk in gateway.astream(biz, model, timeout=_seconds(timeout), auth_token=token):
-            for out in transformer.chunks(chunk):
+            for out in tally.release(transformer.chunks(chunk), chunk):
                 yield out
+        usage, actions = tally.priced()
+        for out in tally.finish(await gateway.achat_cost(usage, actions)):
+            yield out
 
     # -------------------------------------------------------------------------------- embeddings
     def _embed_setup(self, model: str, input: Any, optional_params: dict, litellm_params: Any,
@@ -194,6 +201,56 @@ def out_request_no(app_id: str, litellm_params: dict | None, logging_obj: Any) -
 
         seed = uuid.uuid4().hex
     return "LT" + hashlib.sha256(f"{app_id}:{seed}".encode()).hexdigest()[:40]
+
+
+def _check_residency(settings: AlipaySettings, litellm_params: dict | None) -> None:
+    """Before anything is built or sent: a request residency forbids never reaches the gateway."""
+    if settings.residency_regions:
+        residency.check(residency.request_metadata(litellm_params), settings.residency_regions,
+                        metadata_key=settings.residency_metadata_key,
+                        consent_key=settings.residency_consent_key)
+
+
+class _StreamTally:
+    """Holds back a stream's finishing chunks until the stream has ended (its signature verified), then
+    puts the call's cost on them.
+
+    Why ``usage["cost"]``: LiteLLM 1.106.2 drops a custom provider's final ``ModelResponseStream`` when it
+    has no text (its ``_hidden_params["response_cost"]`` with it), but it carries a usage block's ``cost``
+    into the assembled response's ``response_cost`` — what callbacks, spend logs and budgets read. The CNY
+    figure and breakdown ride in ``provider_specific_fields`` (attributes of the streamed chunk).
+    """
+
+    def __init__(self) -> None:
+        self._priced: list[dict[str, Any]] = []  # only the B3 chunks with usage or actions
+        self._held: list[GenericStreamingChunk] = []
+
+    def release(self, out: list[GenericStreamingChunk], chunk: dict[str, Any]) -> list[GenericStreamingChunk]:
+        """The chunks to yield now; from the finishing one on, everything is held."""
+        if chunk.get("usage") or chunk.get("actions"):
+            self._priced.append(chunk)
+        if self._held or any(c.get("is_finished") for c in out):
+            self._held.extend(out)
+            return []
+        return out
+
+    def priced(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        return stream_usage(self._priced)
+
+    def finish(self, cost: Cost) -> list[GenericStreamingChunk]:
+        held, self._held = self._held, []
+        if not held:  # a stream that never said it finished: the cost still needs a carrier
+            held = [GenericStreamingChunk(text="", tool_use=None, is_finished=True, finish_reason="stop",
+                                          usage=None, index=0)]
+        last = held[-1]
+        usage: dict[str, Any] = dict(last.get("usage") or {"prompt_tokens": 0, "completion_tokens": 0,
+                                                           "total_tokens": 0})
+        usage["cost"] = cost.usd
+        last["usage"] = usage  # type: ignore[typeddict-item]
+        fields = dict(last.get("provider_specific_fields") or {})
+        fields.update(cost_cny=cost.cny, cost_breakdown=cost.breakdown)
+        last["provider_specific_fields"] = fields
+        return held
 
 
 def _with_cost(response: Any, cost: Any) -> Any:
