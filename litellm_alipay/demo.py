@@ -64,6 +64,16 @@ def _drive(emulator) -> int:
         {"type": "image_url", "image_url": {"url": "https://example.com/receipt.png"}}]}])
     _line("answer", repr(reply.choices[0].message.content))
 
+    print("\npayment action (executed at most once per out_request_no) and its cost:")
+    reply = litellm.completion(model="alipay/ant-fin-chat", allowed_actions=["REFUND"], messages=[
+        {"role": "user", "content": "Please refund 88.00 CNY for trade T2024001"}])
+    action = reply.choices[0].message.provider_specific_fields["actions"][0]
+    alipay = reply._hidden_params["alipay"]
+    _line("action", f"{action['action']} {action['amount']} {action['currency']} → {action['status']}")
+    _line("cost", f"US${reply._hidden_params['response_cost']:.5f} (¥{alipay['cost_cny']}: "
+                  f"¥{alipay['cost_breakdown']['base_cny']} call + ¥{alipay['cost_breakdown']['action_fees_cny']} "
+                  "action fee)")
+
     print("\nembeddings (70 inputs → 3 signed calls, reassembled in order):")
     emb = litellm.embedding(model="alipay/ant-fin-embed", input=[f"transaction {i}" for i in range(70)])
     _line("vectors", f"{len(emb.data)} × {len(emb.data[0]['embedding'])} dims")

@@ -1,0 +1,20 @@
+"""The README's main command: the demo runs end to end against the embedded emulator."""
+
+import os
+import subprocess
+import sys
+
+
+def test_demo_runs_every_step():
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    done = subprocess.run([sys.executable, "-m", "litellm_alipay.cli", "demo"], capture_output=True, text=True,
+                          env=env, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "'You said: What is my balance? 我的余额是多少？'" in out
+    assert "refund_order({\"trade_no\":\"T2024001\",\"amount\":12.5})" in out
+    assert "REFUND 88.00 CNY → SUCCESS" in out
+    assert "70 × 256 dims" in out
+    assert "answered by                ant-fin-chat-lite" in out
+    assert "general-chat: 'You said: Forecast my income for next year'" in out
+    assert "-----BEGIN" not in out + done.stderr  # no key material printed
