@@ -67,6 +67,11 @@ ENV = {
     "residency_metadata_key": "ALIPAY_RESIDENCY_METADATA_KEY",
     "residency_consent_key": "ALIPAY_RESIDENCY_CONSENT_KEY",
 }
+#: Process-wide settings (not per deployment): the cost ledger's file (``ledger.py``) and the shadow
+#: traffic's mirrored and mirroring model groups (``shadow.py``).
+COST_LEDGER_ENV = "ALIPAY_COST_LEDGER"
+SHADOW_MODEL_ENV = "ALIPAY_SHADOW_MODEL"
+SHADOW_SOURCES_ENV = "ALIPAY_SHADOW_SOURCES"
 #: Deployment keys that are settings, never request parameters: removed before transforms run.
 SETTING_NAMES = frozenset(ENV) | {"api_key"}
 
