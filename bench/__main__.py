@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 
@@ -20,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny counts: every row, numbers meaningless")
     args = parser.parse_args(argv)
+    # SIGTERM → SystemExit, so the EmulatorProcess and RedisServer context managers stop their children.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     return asyncio.run(_main(args.quick))
 
 
