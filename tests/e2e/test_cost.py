@@ -6,6 +6,7 @@ the prompt and of the answer) with ``pricing.price_*``, never read back from the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import litellm
 import openai
 import pytest
+from litellm.integrations.custom_logger import CustomLogger
 from redis_server import RedisServer
 
 from litellm_alipay import pricing
@@ -158,3 +160,51 @@ async def test_tier_discount_counts_the_month_in_redis_across_models(deployment,
     with redis.Redis.from_url(fresh_redis) as direct:  # the one key per app and Beijing month
         assert int(direct.get(month_key(alipay_emulator.app_id, other_worker.clock()))) == 4
     other_worker.close()
+
+
+class _Costs(CustomLogger):
+    """What LiteLLM itself recorded for each call: the figure spend logs and budgets use."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sync: list[float] = []
+        self.async_: list[float] = []
+
+    def log_success_event(self, kwargs, response_obj, start_time, end_time) -> None:
+        self.sync.append(kwargs["standard_logging_object"]["response_cost"])
+
+    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time) -> None:
+        self.async_.append(kwargs["standard_logging_object"]["response_cost"])
+
+
+def _poll(predicate, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "the success callback did not run in time"
+        time.sleep(0.02)
+
+
+def test_streams_report_their_cost_sync_and_async(deployment, monkeypatch):
+    costs = _Costs()
+    monkeypatch.setattr(litellm, "callbacks", [*litellm.callbacks, costs])
+    prompt = "refund 40"
+    stream = litellm.completion(model="alipay/ant-fin-chat", messages=[{"role": "user", "content": prompt}],
+                                stream=True, allowed_actions=["REFUND"], **deployment)
+    chunks = list(stream)
+    answer = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    action = {"action": "REFUND", "status": "SUCCESS", "amount": "40.00", "currency": "CNY"}
+    expected = pricing.price_chat(chat_usage(prompt, answer), [action], DEFAULT)
+    assert expected.cny == pytest.approx(0.03 + 0.24)
+    carried = [c for c in chunks if getattr(c, "cost_cny", None) is not None]
+    assert [c.cost_cny for c in carried] == [pytest.approx(expected.cny)]  # the CNY figure, on the last chunk
+    _poll(lambda: costs.sync)
+    assert costs.sync == [pytest.approx(expected.usd, rel=1e-9)]
+
+    async def consume() -> str:
+        response = await litellm.acompletion(model="alipay/ant-fin-chat", stream=True, **deployment,
+                                             messages=[{"role": "user", "content": "hello"}])
+        return "".join([c.choices[0].delta.content or "" async for c in response if c.choices])
+
+    answer = asyncio.run(consume())
+    _poll(lambda: costs.async_)
+    assert costs.async_ == [pytest.approx(pricing.price_chat(chat_usage("hello", answer), None, DEFAULT).usd)]
