@@ -104,6 +104,7 @@ def test_stream_cost_in_the_spend_record(client, ledger):
     entry = ledger_entry(ledger, call_id)
     assert entry["stream"] is True
     assert entry["response_cost"] == pytest.approx(expected.usd, rel=1e-9)
+    assert entry["cost_cny"] == pytest.approx(expected.cny) and entry["cost_breakdown"]["units"] == 3
 
 
 def test_embedding_cost_header(client):
