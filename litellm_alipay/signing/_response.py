@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -10,36 +11,30 @@ from ..errors import SignatureError
 from ._keys import KeyText, PublicKey
 from ._params import rsa_verify
 
-_QUOTE, _BACKSLASH, _OPEN, _CLOSE = 0x22, 0x5C, 0x7B, 0x7D
+_QUOTE, _OPEN, _CLOSE = 0x22, 0x7B, 0x7D
 
 
 def response_node_name(method: str) -> str:
     return method.replace(".", "_") + "_response"
 
 
+#: A string literal (closed, or running to the end of the body) or a brace. The scan is done by the
+#: regex engine in C: a 10 KB embedding body costs microseconds instead of a Python loop per byte.
+_CLOSED_STRING = re.compile(rb'"(?:[^"\\]|\\[\s\S])*"')
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\[\s\S])*(?:"|\\?\Z)|[{}]')
+
+
 def _matching_brace(body: bytes, start: int) -> int:
     """Index just past the ``}`` closing the ``{`` at ``start``, skipping string literals."""
     depth = 0
-    in_string = False
-    i = start
-    n = len(body)
-    while i < n:
-        c = body[i]
-        if in_string:
-            if c == _BACKSLASH:
-                i += 2  # an escaped character never closes the string
-                continue
-            if c == _QUOTE:
-                in_string = False
-        elif c == _QUOTE:
-            in_string = True
-        elif c == _OPEN:
+    for token in _TOKENS.finditer(body, start):
+        c = body[token.start()]
+        if c == _OPEN:
             depth += 1
         elif c == _CLOSE:
             depth -= 1
             if depth == 0:
-                return i + 1
-        i += 1
+                return token.end()
     raise SignatureError("response node is not closed")
 
 
@@ -80,15 +75,11 @@ def extract_signed_node(raw_body: bytes | str, method: str) -> tuple[str, bytes,
 
 
 def _string_end(body: bytes, start: int) -> int:
-    i = start + 1
-    while i < len(body):
-        if body[i] == _BACKSLASH:
-            i += 2
-            continue
-        if body[i] == _QUOTE:
-            return i + 1
-        i += 1
-    raise SignatureError("response string is not closed")
+    """Index just past the string literal opening at ``start`` (an AES-encrypted node)."""
+    token = _CLOSED_STRING.match(body, start)
+    if token is None:
+        raise SignatureError("response string is not closed")
+    return token.end()
 
 
 def _top_level(body: bytes) -> dict[str, Any]:
@@ -137,8 +128,13 @@ def verify_response(
             body = body.decode(charset).encode("utf-8")
         except (LookupError, UnicodeDecodeError):
             raise SignatureError(f"response body is not {charset}") from None
-    name, node, _ = extract_signed_node(body, method)
-    doc = _top_level(body)
+    if body.startswith(b"\xef\xbb\xbf"):
+        body = body[3:]
+    name, node, end = extract_signed_node(body, method)
+    # The members beside the node (sign, alipay_cert_sn) come from the body with the node itself
+    # replaced by null: one small parse instead of a second parse of a large node.
+    start = end - len(node)
+    doc = _top_level(body[:start] + b"null" + body[end:])
     signature = doc.get("sign")
     if not isinstance(signature, str) or not signature:
         if name == "error_response":
