@@ -52,7 +52,7 @@ class Guards:
         self.limiter: RateLimiter | None = None
         if settings.rate_limit_per_second or settings.rate_limit_per_minute:
             self.limiter = get_limiter(settings.redis_url, settings.rate_limit_per_second,
-                                       settings.rate_limit_per_minute)
+                                       settings.rate_limit_per_minute, settings.rate_limit_guard)
         self.breaker = _breaker(settings)
 
     def tenant(self, user_id: str | None) -> str:

@@ -8,6 +8,7 @@ holding either; they are parsed here, once, and never appear in ``repr``.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from . import protocol
 from .errors import ConfigurationError
 from .pricing import DEFAULT_TIERS, PricingConfig
 from .residency import DEFAULT_CONSENT_KEY, DEFAULT_METADATA_KEY, metadata_key, parse_regions
+from .resilience.limiter import DEFAULT_GUARD
 from .signing import (
     SIGN_TYPES,
     CertKeyRing,
@@ -54,6 +56,7 @@ ENV = {
     "redis_url": "ALIPAY_REDIS_URL",
     "rate_limit_per_second": "ALIPAY_RATE_LIMIT_PER_SECOND",
     "rate_limit_per_minute": "ALIPAY_RATE_LIMIT_PER_MINUTE",
+    "rate_limit_guard": "ALIPAY_RATE_LIMIT_GUARD",
     "breaker_threshold": "ALIPAY_BREAKER_THRESHOLD",
     "breaker_window": "ALIPAY_BREAKER_WINDOW",
     "breaker_cooldown": "ALIPAY_BREAKER_COOLDOWN",
@@ -135,6 +138,7 @@ class AlipaySettings:
     redis_url: str | None = None
     rate_limit_per_second: int | None = None
     rate_limit_per_minute: int | None = None
+    rate_limit_guard: float = DEFAULT_GUARD  # seconds added to both rate-limit windows (resilience/limiter.py)
     breaker_threshold: int = 3
     breaker_window: float = 300.0
     breaker_cooldown: float = 30.0
@@ -244,6 +248,11 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
     def opt_rate(name: str) -> int | None:
         return None if raw[name] in (None, "") else _number(name, raw[name], int, 1)
 
+    guard_raw = raw["rate_limit_guard"]
+    guard = DEFAULT_GUARD if guard_raw in (None, "") else _number("rate_limit_guard", guard_raw, float, 0)
+    if not math.isfinite(guard):  # nan passes the minimum check; inf would book nothing ever again
+        raise ConfigurationError("rate_limit_guard", f"must be a finite number of seconds, got {guard!r}")
+
     pricing = PricingConfig.from_settings(raw)  # validated here so a bad price fails at startup
     return AlipaySettings(
         app_id=app_id,
@@ -267,6 +276,7 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
         redis_url=str(raw["redis_url"]) if raw["redis_url"] else None,
         rate_limit_per_second=opt_rate("rate_limit_per_second"),
         rate_limit_per_minute=opt_rate("rate_limit_per_minute"),
+        rate_limit_guard=guard,
         breaker_threshold=_number("breaker_threshold", raw["breaker_threshold"] or 3, int, 1),
         breaker_window=_number("breaker_window", raw["breaker_window"] or 300.0, float, 0.001),
         breaker_cooldown=_number("breaker_cooldown", raw["breaker_cooldown"] or 30.0, float, 0.001),

@@ -7,27 +7,40 @@ deployment, process and proxy instance that uses the same app.
 
 Algorithm — a reservation sliding log (the exact form of GCRA for a hard window bound). For each limit
 ``(n, T)`` we keep the ``n`` most recent *booked send times*. A new request is booked at the earliest
-``s >= now`` with ``s >= last booking`` and ``s >= (n-th most recent booking) + T`` for every limit, and
-waits ``s - now`` before sending. Consequences, which the tests check exactly:
+``s >= now`` with ``s >= last booking`` and ``s >= (n-th most recent booking) + T + guard`` for every
+limit, and waits ``s - now`` before sending. Consequences, which the tests check exactly:
 
-* Bound: in every half-open window ``[t, t + T)`` there are at most ``n`` booked sends — at most
-  ``per_second`` in any 1 s window and at most ``per_minute`` in any 60 s window. (A plain GCRA with a
-  burst tolerance of ``b > 1`` would allow up to ``n + b - 1`` per sliding window; with ``b = 1`` it never
-  bursts. The log gives both the hard bound and the full burst.)
+* Bound: in every half-open window ``[t, t + T + guard)`` there are at most ``n`` booked sends — at most
+  ``per_second`` in any ``1 s + guard`` window and at most ``per_minute`` in any ``60 s + guard`` window
+  (with ``guard = 0``: any 1 s and any 60 s window). Proof: bookings are non-decreasing and each is at
+  least ``T + guard`` after the booking ``n`` places before it, so any ``n + 1`` of them span ``T + guard``.
+  (A plain GCRA with a burst tolerance of ``b > 1`` would allow up to ``n + b - 1`` per sliding window;
+  with ``b = 1`` it never bursts. The log gives both the hard bound and the full burst.)
 * Burst: an idle key may send ``min(per_second, per_minute)`` requests at once; after that, sends are
-  spaced so that the window bounds hold (e.g. ``per_second=20`` → 20 at once, the 21st at +1 s).
+  spaced so that the window bounds hold (e.g. ``per_second=20, guard=0.1`` → 20 at once, the 21st at
+  +1.1 s).
 * FIFO: bookings are handed out in arrival order; a request never overtakes an earlier one.
 * Booked is spent: a request that is cancelled or fails after booking still counts (the safe side).
 
+Why the guard (``rate_limit_guard``, default 0.1 s): the gateway counts *arrivals* in its own sliding
+window, and a send reaches it some lag after its booked time (timer wake-up, signing, network). Without a
+guard, the late requests of one full burst share the gateway's window with the early requests of the next
+burst, booked exactly ``T`` later — with a client limit of 8/s against a 10/s quota, two proxies still saw
+12 of 72 sends refused. With a guard, arrivals inherit the bound: if every lag lies in ``[L, L + guard]``
+for some ``L``, any ``n + 1`` arrivals span at least ``(T + guard) - guard = T``, so the gateway sees at
+most ``n`` in any window of ``T``. Set the limit a little under the contract quota *and* the guard above
+the host's lag spread (the multi-instance e2e test measures it). The price is throughput: a saturated key
+sends ``n`` per ``T + guard``.
+
 Times are integer microseconds: of ``clock()`` for ``MemoryLimiter``, of the Redis server's ``TIME`` for
 ``RedisLimiter`` (so all processes share one clock). The bound is about *booked* times; an actual send
-happens at or after its booked time, by scheduling jitter. Network jitter means the gateway may observe
-sends slightly closer together than booked: configure limits a little under the contract quota.
+happens at or after its booked time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -42,6 +55,8 @@ from ._redis import LuaScript, RedisClients, server_time_us_lua
 US = 1_000_000
 SECOND_US = US
 MINUTE_US = 60 * US
+#: Seconds added to every window between a booking and the one ``n`` places after it (``rate_limit_guard``).
+DEFAULT_GUARD = 0.1
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,13 @@ def _limits(per_second: int | None, per_minute: int | None) -> tuple[tuple[int, 
     return tuple(out)
 
 
+def _guard_us(guard: float) -> int:
+    """The guard in integer microseconds; validates that it is a finite number >= 0."""
+    if isinstance(guard, bool) or not isinstance(guard, (int, float)) or not math.isfinite(guard) or guard < 0:
+        raise ConfigurationError("guard", f"must be a finite number of seconds >= 0, got {guard!r}")
+    return round(guard * US)
+
+
 def _max_wait_us(max_wait: float | None) -> int | None:
     if max_wait is None:
         return None
@@ -79,13 +101,18 @@ class RateLimiter(ABC):
     """Interface the provider uses. ``key`` is the Alipay ``app_id`` (any string works).
 
     ``max_wait`` is the request's remaining time budget in seconds (``None`` = unbounded): a request
-    that would have to wait longer is refused with ``QuotaExceededError`` and books nothing.
+    that would have to wait longer is refused with ``QuotaExceededError`` and books nothing. ``guard``
+    (seconds, >= 0) is added to both windows: see the module docstring.
     """
 
-    def __init__(self, per_second: int | None = None, per_minute: int | None = None) -> None:
+    def __init__(
+        self, per_second: int | None = None, per_minute: int | None = None, *, guard: float = DEFAULT_GUARD
+    ) -> None:
         self.per_second = per_second
         self.per_minute = per_minute
         self.limits = _limits(per_second, per_minute)
+        self.guard = guard
+        self.guard_us = _guard_us(guard)
 
     @abstractmethod
     def book(self, key: str, max_wait: float | None = None) -> Booking:
@@ -118,12 +145,12 @@ class RateLimiter(ABC):
         return delay
 
 
-def _earliest(now: int, last: int | None, kth: list[tuple[int | None, int]]) -> int:
-    """Earliest slot: not before now, not before the last booking, ``T`` after each n-th latest booking."""
+def _earliest(now: int, last: int | None, kth: list[tuple[int | None, int]], guard: int) -> int:
+    """Earliest slot: not before now, not before the last booking, ``T + guard`` after each n-th latest."""
     slot = now if last is None else max(now, last)
     for nth_latest, window in kth:
         if nth_latest is not None:
-            slot = max(slot, nth_latest + window)
+            slot = max(slot, nth_latest + window + guard)
     return slot
 
 
@@ -141,9 +168,10 @@ class MemoryLimiter(RateLimiter):
         per_second: int | None = None,
         per_minute: int | None = None,
         *,
+        guard: float = DEFAULT_GUARD,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(per_second, per_minute)
+        super().__init__(per_second, per_minute, guard=guard)
         self._clock = clock
         self._lock = threading.Lock()
         self._logs: dict[str, list[deque[int]]] = {}
@@ -160,7 +188,7 @@ class MemoryLimiter(RateLimiter):
                 (log[0] if len(log) == count else None, window)
                 for log, (count, window) in zip(logs, self.limits, strict=True)
             ]
-            slot = _earliest(now, last, kth)
+            slot = _earliest(now, last, kth, self.guard_us)
             if limit_us is not None and slot - now > limit_us:
                 raise QuotaExceededError(key, (slot - now) / US, limit_us / US)
             for log in logs:
@@ -177,7 +205,8 @@ class MemoryLimiter(RateLimiter):
         """Drop keys whose every booking has left its window (they constrain nothing any more)."""
         idle = [
             key for key, logs in self._logs.items()
-            if all(not log or log[-1] + window <= now for log, (_, window) in zip(logs, self.limits, strict=True))
+            if all(not log or log[-1] + window + self.guard_us <= now
+                   for log, (_, window) in zip(logs, self.limits, strict=True))
         ]
         for key in idle:
             del self._logs[key]
@@ -185,17 +214,19 @@ class MemoryLimiter(RateLimiter):
 
 _BOOK_LUA = server_time_us_lua() + """
 -- KEYS[i]: the booking log (a list of integer-microsecond send times) of limit i.
--- ARGV[1]: max wait in microseconds, or -1 for unbounded; ARGV[2i], ARGV[2i+1]: count, window of limit i.
+-- ARGV[1]: max wait in microseconds, or -1 for unbounded; ARGV[2]: the guard in microseconds (added to
+-- every window); ARGV[2i+1], ARGV[2i+2]: count, window of limit i.
 local max_wait = tonumber(ARGV[1])
+local guard = tonumber(ARGV[2])
 local slot = now
 for i = 1, #KEYS do
-  local count = tonumber(ARGV[2 * i])
-  local window = tonumber(ARGV[2 * i + 1])
+  local count = tonumber(ARGV[2 * i + 1])
+  local window = tonumber(ARGV[2 * i + 2])
   local last = redis.call('LINDEX', KEYS[i], -1)
   if last then
     slot = math.max(slot, tonumber(last))
     if redis.call('LLEN', KEYS[i]) >= count then
-      slot = math.max(slot, tonumber(redis.call('LINDEX', KEYS[i], -count)) + window)
+      slot = math.max(slot, tonumber(redis.call('LINDEX', KEYS[i], -count)) + window + guard)
     end
   end
 end
@@ -203,12 +234,12 @@ if max_wait >= 0 and slot - now > max_wait then
   return {0, fmt(now), fmt(slot)}
 end
 for i = 1, #KEYS do
-  local count = tonumber(ARGV[2 * i])
-  local window = tonumber(ARGV[2 * i + 1])
+  local count = tonumber(ARGV[2 * i + 1])
+  local window = tonumber(ARGV[2 * i + 2])
   redis.call('RPUSH', KEYS[i], fmt(slot))
   redis.call('LTRIM', KEYS[i], -count, -1)
-  -- Keep the log only while it can still constrain a booking: until slot + window (+1 ms rounding).
-  redis.call('PEXPIRE', KEYS[i], math.floor((slot - now + window) / 1000) + 1)
+  -- Keep the log only while it can still constrain a booking: until slot + window + guard (+1 ms rounding).
+  redis.call('PEXPIRE', KEYS[i], math.floor((slot - now + window + guard) / 1000) + 1)
 end
 return {1, fmt(now), fmt(slot)}
 """
@@ -230,9 +261,10 @@ class RedisLimiter(RateLimiter):
         per_second: int | None = None,
         per_minute: int | None = None,
         *,
+        guard: float = DEFAULT_GUARD,
         prefix: str = "litellm_alipay:rl:",
     ) -> None:
-        super().__init__(per_second, per_minute)
+        super().__init__(per_second, per_minute, guard=guard)
         self.redis_url = redis_url
         self.prefix = prefix
         self._clients = RedisClients(redis_url)
@@ -240,7 +272,7 @@ class RedisLimiter(RateLimiter):
     def _keys_args(self, key: str, max_wait: float | None) -> tuple[list[str], list[str]]:
         limit_us = _max_wait_us(max_wait)
         keys = [f"{self.prefix}{{{key}}}:{window}" for _, window in self.limits]
-        args = [str(-1 if limit_us is None else limit_us)]
+        args = [str(-1 if limit_us is None else limit_us), str(self.guard_us)]
         for count, window in self.limits:
             args += [str(count), str(window)]
         return keys, args
@@ -274,25 +306,28 @@ class RedisLimiter(RateLimiter):
         await self._clients.aclose()
 
 
-_REGISTRY: dict[tuple[str | None, int | None, int | None], RateLimiter] = {}
+_REGISTRY: dict[tuple[str | None, int | None, int | None, float], RateLimiter] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-def get_limiter(redis_url: str | None, per_second: int | None, per_minute: int | None) -> RateLimiter:
+def get_limiter(
+    redis_url: str | None, per_second: int | None, per_minute: int | None, guard: float = DEFAULT_GUARD
+) -> RateLimiter:
     """The process-wide limiter for this configuration, created once.
 
     Why a registry: several LiteLLM deployments may point at the same ``app_id`` (different models, same
     quota). They must draw on one budget, so every deployment with the same configuration gets the same
     instance (``MemoryLimiter`` without ``redis_url``, else ``RedisLimiter``); the key passed to
-    ``acquire`` — the ``app_id`` — then separates apps inside it.
+    ``acquire`` — the ``app_id`` — then separates apps inside it. The guard is part of the configuration:
+    limiters with different guards are different instances (in Redis they still share the app's logs).
     """
-    config = (redis_url, per_second, per_minute)
+    config = (redis_url, per_second, per_minute, guard)
     with _REGISTRY_LOCK:
         limiter = _REGISTRY.get(config)
         if limiter is None:
             if redis_url:
-                limiter = RedisLimiter(redis_url, per_second, per_minute)
+                limiter = RedisLimiter(redis_url, per_second, per_minute, guard=guard)
             else:
-                limiter = MemoryLimiter(per_second, per_minute)
+                limiter = MemoryLimiter(per_second, per_minute, guard=guard)
             _REGISTRY[config] = limiter
         return limiter

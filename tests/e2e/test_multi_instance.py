@@ -8,6 +8,7 @@ paces only itself and the gateway sees the sum. Everything runs as real processe
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,18 +19,24 @@ from redis_server import RedisServer
 
 from litellm_alipay.emulator.demo_keys import DEMO_APP_ID
 from litellm_alipay.emulator.process import EmulatorProcess
+from litellm_alipay.resilience.limiter import DEFAULT_GUARD
 
 from .proxy_process import MASTER_KEY, ROOT, ProxyProcess
 
 CONFIG = ROOT / "config" / "litellm-redis.yaml"
 GATEWAY_QUOTA_PER_SECOND = 10  # the emulated app's contract quota
-# What the proxies pace themselves to. The limiter books up to its limit at once, then the next burst
-# exactly one second of Redis time later; at the gateway, whose window slides, two consecutive bursts
-# overlap by every request of the first that arrived later (relative to its booking) than one of the
-# second -- scheduling jitter on a loaded host makes that most of them. At half the quota even two
-# whole bursts fit (jitter below one second cannot make three overlap), so zero 429s is guaranteed.
-# At 8 of 10 the same run saw 12 AI.RATE_LIMITED of 72 sends on 2 cores (the Router retried them).
-CLIENT_LIMIT_PER_SECOND = GATEWAY_QUOTA_PER_SECOND // 2
+# What the proxies pace themselves to: 8 of the 10, a little under the quota as the README advises.
+# The limiter books up to its limit at once, then the next burst one second *plus the guard* of Redis
+# time later. The gateway's window slides over arrival times, and an arrival lags its booking by timer
+# wake-up, signing and the network; without the guard two consecutive bursts overlap at the gateway by
+# every request of the first that lagged more than one of the second, and at 8/s this run saw
+# 12 AI.RATE_LIMITED of 72 sends on 2 cores (the Router retried them), so the test used to pace at 5/s.
+# With the guard, n + 1 arrivals span at least 1 s as long as the lags differ by at most the guard, so
+# the gateway sees at most 8 in any second of its own: no 429s, and headroom of 2 beyond that. Measured
+# on 2 cores: guard 0 gave 9 and 10 AI.RATE_LIMITED per run; guards of 0.02 and 0.05 s already gave none,
+# so the default 0.1 s is at least five times the lag spread seen here.
+CLIENT_LIMIT_PER_SECOND = 8
+CLIENT_GUARD = DEFAULT_GUARD  # the shipped default of rate_limit_guard, passed explicitly
 REQUESTS = 60
 CONCURRENCY = 20
 CLIENT_SETTINGS = ("ALIPAY_APP_ID", "ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY", "ALIPAY_GATEWAY_URL")
@@ -81,6 +88,7 @@ def _start_proxies(count: int, env: dict[str, str]) -> list[ProxyProcess]:
 def _proxy_env(emulator: EmulatorProcess, redis: RedisServer | None) -> dict[str, str]:
     env = {name: emulator.env()[name] for name in CLIENT_SETTINGS}
     env["ALIPAY_RATE_LIMIT_PER_SECOND"] = str(CLIENT_LIMIT_PER_SECOND)
+    env["ALIPAY_RATE_LIMIT_GUARD"] = str(CLIENT_GUARD)
     if redis is not None:
         env.update(ALIPAY_REDIS_URL=redis.url, REDIS_HOST="127.0.0.1", REDIS_PORT=str(redis.port))
     else:  # each proxy on its own: no shared state at all
@@ -131,15 +139,17 @@ async def test_two_proxies_sharing_redis_stay_within_the_apps_quota(quota_emulat
     counts = _per_second(quota_emulator)
     print(f"\nshared Redis: {REQUESTS} requests over 2 proxies in {elapsed:.1f} s; gateway per second: "
           f"{list(counts.values())} (max {max(counts.values())}, quota {GATEWAY_QUOTA_PER_SECOND}, "
-          f"client limit {CLIENT_LIMIT_PER_SECOND}); rejections {stats['rejections']}")
+          f"client limit {CLIENT_LIMIT_PER_SECOND}, guard {CLIENT_GUARD} s); rejections {stats['rejections']}")
     assert stats["rejections"].get("AI.RATE_LIMITED", 0) == 0
     assert stats["requests_by_app"][DEMO_APP_ID] == REQUESTS  # no retries were needed
     assert sum(counts.values()) == REQUESTS
-    # Bookings are at most CLIENT_LIMIT in any sliding second of the one Redis clock both proxies use; a
-    # calendar second at the gateway holds one burst, plus at most one more jittered across its edge.
+    # Bookings are at most CLIENT_LIMIT in any 1 s + guard of the one Redis clock both proxies use; the
+    # gateway's own sliding count stayed within its quota (no 429 above), and so does any calendar second.
     assert max(counts.values()) <= GATEWAY_QUOTA_PER_SECOND
-    # 60 requests at 5/s after a burst of 5 take at least (60 - 5) / 5 = 11 s: the pacing was joint.
-    assert elapsed >= (REQUESTS - CLIENT_LIMIT_PER_SECOND) / CLIENT_LIMIT_PER_SECOND - 0.5
+    # 60 requests in bursts of 8 spaced 1 s + guard apart: the 8th burst goes (8 - 1) * 1.1 = 7.7 s after
+    # the first, so a run shorter than that (less slack for the first burst's latency) was not jointly paced.
+    bursts = math.ceil(REQUESTS / CLIENT_LIMIT_PER_SECOND)
+    assert elapsed >= (bursts - 1) * (1 + CLIENT_GUARD) - 0.5
 
 
 async def test_without_redis_each_proxy_paces_only_itself_and_the_gateway_refuses(quota_emulator):
@@ -156,7 +166,7 @@ async def test_without_redis_each_proxy_paces_only_itself_and_the_gateway_refuse
     print(f"\nno Redis: {REQUESTS} requests over 2 proxies in {elapsed:.1f} s; gateway per second: "
           f"{list(counts.values())} (max {max(counts.values())}); rejections {stats['rejections']}; "
           f"client-visible failures {len(failures)}")
-    # Each proxy keeps its own 5/s, so the gateway sees both: twice the configured app-wide rate.
+    # Each proxy keeps its own 8/s, so the gateway sees both: twice the configured app-wide rate.
     assert max(counts.values()) > CLIENT_LIMIT_PER_SECOND
     assert all(isinstance(f, openai.APIError) for f in failures)
 
