@@ -7,11 +7,9 @@ of OpenAI shapes: the provider hands it a ``biz_content`` dict and gets verified
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from . import protocol
@@ -25,19 +23,20 @@ from .errors import (
     redact,
 )
 from .guards import Guards, deadline_after
-from .pricing import Cost, MonthlyCounter, PricingConfig, monthly_counter, price_chat, price_embedding
+from .pricing import Cost, PricingConfig, price_chat, price_embedding, shared_counter
 from .resilience import TokenManager
 from .settings import AlipaySettings
 from .signing import (
     aes_decrypt,
     aes_encrypt,
     response_node_name,
-    rsa_verify,
     v3_authorization,
     v3_verify,
     verify_response,
 )
+from .streaming import StreamVerifier, is_event_stream
 from .transport import HttpRequest, HttpResponse, async_transport, sync_transport
+from .user_auth import UserAuth
 
 logger = logging.getLogger("litellm_alipay")
 logger.addHandler(logging.NullHandler())
@@ -53,7 +52,7 @@ class Gateway:
         self.provider = provider
         self.guards = Guards(settings)
         self.pricing = PricingConfig.from_object(settings)
-        self.counter = _counter(settings.redis_url)
+        self.counter = shared_counter(settings.redis_url)
         self._tokens: TokenManager | None = None
         self._content_type = {
             **_V2_HEADERS, "Content-Type": protocol.form_content_type(settings.charset)
@@ -327,7 +326,7 @@ class Gateway:
         except Exception as exc:
             raise self._fail(method, params, exc, model) from None
         try:
-            if not _is_event_stream(response.headers):
+            if not is_event_stream(response.headers):
                 content = b"".join(response)
                 self.parse_response(method, HttpResponse(response.status, response.headers, content), model)
                 raise ProtocolError("a streaming request was answered without a stream")
@@ -372,7 +371,7 @@ class Gateway:
         except Exception as exc:
             raise self._fail(method, params, exc, model) from None
         try:
-            if not _is_event_stream(response.headers):
+            if not is_event_stream(response.headers):
                 content = b"".join([part async for part in response])
                 self.parse_response(method, HttpResponse(response.status, response.headers, content), model)
                 raise ProtocolError("a streaming request was answered without a stream")
@@ -388,39 +387,6 @@ class Gateway:
             raise self._fail(method, params, exc, model) from None
         finally:
             await response.aclose()
-
-
-@dataclass(frozen=True)
-class UserAuth:
-    """How a call acts for an end user: a ready ``auth_token``, or an auth code / refresh token the
-    token manager exchanges (cached under ``key``)."""
-
-    key: str
-    auth_token: str | None = None
-    auth_code: str | None = None
-    refresh_token: str | None = None
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any], user_id: str | None) -> UserAuth | None:
-        """Pops the user-auth parameters from ``params`` (they never go into ``biz_content``)."""
-        token = params.pop("auth_token", None)
-        code = params.pop("auth_code", None)
-        refresh = params.pop("user_refresh_token", None)
-        if not (token or code or refresh):
-            return None
-        seed = user_id or hashlib.sha256(str(code or refresh).encode()).hexdigest()
-        return cls(key=seed, auth_token=token, auth_code=code, refresh_token=refresh)
-
-
-_counters: dict[str | None, MonthlyCounter] = {}
-
-
-def _counter(redis_url: str | None) -> MonthlyCounter:
-    """One month counter per store, shared by every deployment: the volume discount is per app."""
-    found = _counters.get(redis_url)
-    if found is None:
-        found = _counters.setdefault(redis_url, monthly_counter(redis_url))
-    return found
 
 
 def _send_sync(transport, request: HttpRequest, *, stream: bool = False):
@@ -440,55 +406,6 @@ async def _send_async(transport, request: HttpRequest, *, stream: bool = False):
         if not exc.stale:
             raise
         return await transport.send(request, stream=stream)
-
-
-class StreamVerifier:
-    """Follows one B3 stream: collects every data payload and checks the closing ``sign`` event."""
-
-    def __init__(self, gateway: Gateway, model: str) -> None:
-        self._gateway = gateway
-        self._model = model
-        self._payloads: list[str] = []
-        self._signed = False
-
-    def accept(self, event: protocol.SSEEvent) -> dict[str, Any] | None:
-        if self._signed:
-            raise ProtocolError("data arrived after the stream's sign event")
-        if event.event == "sign":
-            self._check_sign(event.data)
-            return None
-        self._payloads.append(event.data)
-        try:
-            data = json.loads(event.data)
-        except ValueError:
-            raise ProtocolError("a stream event is not JSON") from None
-        if event.event == "error":
-            raise gateway_error(data, model=self._model, provider=self._gateway.provider)
-        return data
-
-    def _check_sign(self, data: str) -> None:
-        s = self._gateway.settings
-        self._signed = True
-        if not s.verify_response:
-            return
-        try:
-            sign = json.loads(data)
-        except ValueError:
-            raise SignatureError("the stream's sign event is not JSON") from None
-        if sign.get("sign_type", s.sign_type) != s.sign_type:
-            raise SignatureError("the stream is signed with another sign_type than configured")
-        key = s.response_key(sign.get("alipay_cert_sn")) if s.cert_ring else s.response_key
-        content = protocol.stream_sign_content(self._payloads)
-        if not rsa_verify(content, str(sign.get("sign", "")), key, s.sign_type):
-            raise SignatureError("the stream's sign event does not verify")
-
-    def finish(self, decoder: protocol.SSEDecoder) -> None:
-        if not self._signed:
-            raise ProtocolError("the stream ended without its sign event: incomplete or forged")
-
-
-def _is_event_stream(headers: Mapping[str, str]) -> bool:
-    return "text/event-stream" in (headers.get("content-type") or headers.get("Content-Type") or "")
 
 
 def _unverified_node(body: bytes, method: str, decrypt) -> dict[str, Any]:

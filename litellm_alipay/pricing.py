@@ -443,3 +443,16 @@ class RedisMonthlyCounter(MonthlyCounter):
 def monthly_counter(redis_url: str | None, clock: Callable[[], datetime] = beijing_now) -> MonthlyCounter:
     """Redis-backed when the deployment has ``redis_url``, else in-process."""
     return RedisMonthlyCounter(redis_url, clock) if redis_url else InMemoryMonthlyCounter(clock)
+
+
+_shared: dict[str | None, MonthlyCounter] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_counter(redis_url: str | None) -> MonthlyCounter:
+    """One counter per store for the whole process: the volume discount is per app, whatever the model."""
+    with _shared_lock:
+        found = _shared.get(redis_url)
+        if found is None:
+            found = _shared[redis_url] = monthly_counter(redis_url)
+        return found

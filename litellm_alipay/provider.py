@@ -19,14 +19,13 @@ from litellm.types.utils import EmbeddingResponse, GenericStreamingChunk, ModelR
 
 from . import protocol, residency, transforms
 from .errors import AlipayError, ReadTimeoutError, local_error
-from .gateway import Gateway, UserAuth
+from .gateway import Gateway
 from .pricing import Cost, stream_usage
 from .settings import AlipaySettings, settings_for, split_params
+from .user_auth import USER_AUTH_PARAMS, UserAuth
 
 PROVIDER = "alipay"
 _LITELLM_INTERNAL = frozenset({"max_retries", "stream_options"})
-#: Per-call parameters that act for an end user (A8); they travel as ``auth_token``, never in biz_content.
-USER_AUTH_PARAMS = ("auth_token", "auth_code", "user_refresh_token")
 
 
 class AlipayLLM(CustomLLM):
