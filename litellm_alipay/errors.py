@@ -69,15 +69,7 @@ class ReadTimeoutError(TransportError):
 
 
 class ConnectionDroppedError(TransportError):
-    """The connection closed before a whole response arrived (dropped or truncated).
-
-    ``stale`` marks a pooled keep-alive connection that failed before any response byte: the gateway
-    had closed it while idle. That one case is retried once, on a fresh connection.
-    """
-
-    def __init__(self, message: str, *, sent: bool = True, stale: bool = False) -> None:
-        self.stale = stale
-        super().__init__(message, sent=sent)
+    """The connection closed before a whole response arrived (dropped or truncated)."""
 
 
 class QuotaExceededError(AlipayError):

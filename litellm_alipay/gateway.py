@@ -15,7 +15,6 @@ from typing import Any
 from . import protocol
 from .errors import (
     AlipayError,
-    ConnectionDroppedError,
     ProtocolError,
     SignatureError,
     gateway_error,
@@ -263,7 +262,7 @@ class Gateway:
         transport = sync_transport(self.settings.pool_size, self.settings.http2)
         response = None
         try:
-            response = _send_sync(transport, request)
+            response = transport.send(request)
             return self.parse_response(method, response, model)
         except Exception as exc:
             raise self._fail(method, params, exc, model, response) from None
@@ -293,7 +292,7 @@ class Gateway:
         transport = async_transport(s.transport, s.pool_size, s.http2)
         response = None
         try:
-            response = await _send_async(transport, request)
+            response = await transport.send(request)
             return self.parse_response(method, response, model)
         except Exception as exc:
             raise self._fail(method, params, exc, model, response) from None
@@ -322,7 +321,7 @@ class Gateway:
         request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout)
         transport = sync_transport(self.settings.pool_size, self.settings.http2)
         try:
-            response = _send_sync(transport, request, stream=True)
+            response = transport.send(request, stream=True)
         except Exception as exc:
             raise self._fail(method, params, exc, model) from None
         try:
@@ -367,7 +366,7 @@ class Gateway:
         s = self.settings
         transport = async_transport(s.transport, s.pool_size, s.http2)
         try:
-            response = await _send_async(transport, request, stream=True)
+            response = await transport.send(request, stream=True)
         except Exception as exc:
             raise self._fail(method, params, exc, model) from None
         try:
@@ -387,25 +386,6 @@ class Gateway:
             raise self._fail(method, params, exc, model) from None
         finally:
             await response.aclose()
-
-
-def _send_sync(transport, request: HttpRequest, *, stream: bool = False):
-    """The one retry we own: a pooled keep-alive connection the gateway had already closed."""
-    try:
-        return transport.send(request, stream=stream)
-    except ConnectionDroppedError as exc:
-        if not exc.stale:
-            raise
-        return transport.send(request, stream=stream)
-
-
-async def _send_async(transport, request: HttpRequest, *, stream: bool = False):
-    try:
-        return await transport.send(request, stream=stream)
-    except ConnectionDroppedError as exc:
-        if not exc.stale:
-            raise
-        return await transport.send(request, stream=stream)
 
 
 def _unverified_node(body: bytes, method: str, decrypt) -> dict[str, Any]:

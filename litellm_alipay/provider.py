@@ -280,11 +280,16 @@ async def _deadline(awaitable: Any, seconds: float | None, model: str) -> Any:
     if seconds is None:
         return await awaitable
     try:
+        if _timeout_scope is not None:  # 3.11+: a timer on this task, no extra task per call
+            async with _timeout_scope(seconds):
+                return await awaitable
         return await asyncio.wait_for(awaitable, seconds)
     except TimeoutError:
         raise local_error(ReadTimeoutError(f"no answer within the call's timeout of {seconds:g} s"),
                           model=model, provider=PROVIDER) from None
 
+
+_timeout_scope = getattr(asyncio, "timeout", None)
 
 alipay_llm = AlipayLLM()
 

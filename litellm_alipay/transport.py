@@ -9,11 +9,13 @@ request than httpx here (see ``bench/``); httpx is kept for the sync path, for H
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -76,17 +78,43 @@ class _AiohttpStream:
         self._response.close()
 
 
-class _Reuse:
-    __slots__ = ("reused",)
+def _peer_closed(sock: socket.socket | None) -> bool:
+    """True when a pooled connection's peer has already closed it (EOF or reset pending).
 
-    def __init__(self) -> None:
-        self.reused = False
+    A one-byte ``MSG_PEEK`` on a duplicate of the descriptor: asyncio hides ``recv`` on its sockets,
+    and the event loop may not have seen the gateway's FIN yet when the pool hands the connection out.
+    """
+    if sock is None:
+        return False
+    try:
+        with socket.socket(fileno=os.dup(sock.fileno())) as dup:
+            return dup.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False  # nothing pending: alive
+    except OSError:
+        return True
 
 
-async def _mark_reused(session, context, params) -> None:
-    request_ctx = context.trace_request_ctx
-    if isinstance(request_ctx, _Reuse):
-        request_ctx.reused = True
+def _checked_connector(**kwargs: Any):
+    """A TCPConnector that never sends on a kept-alive connection the gateway has already closed.
+
+    This is the one retry we own: the request moves to a fresh connection *before any byte is sent*
+    (httpcore does the same check for the sync path). A connection that fails after the request went
+    out is never retried here: the gateway may have acted on it, and that is the Router's call.
+    """
+    import aiohttp
+
+    class CheckedConnector(aiohttp.TCPConnector):
+        async def connect(self, req, traces, timeout):  # type: ignore[no-untyped-def]
+            for _ in range((self.limit or 100) + 1):  # each pooled connection at most once, then a new one
+                conn = await super().connect(req, traces, timeout)
+                transport = conn.transport
+                if transport is None or not _peer_closed(transport.get_extra_info("socket")):
+                    return conn
+                conn.close()  # dead pooled connection: drop it and take another
+            raise aiohttp.ServerDisconnectedError("every pooled connection had been closed by the gateway")
+
+    return CheckedConnector(**kwargs)
 
 
 class AiohttpTransport:
@@ -103,14 +131,11 @@ class AiohttpTransport:
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None or session.closed:
-            connector = aiohttp.TCPConnector(
+            connector = _checked_connector(
                 limit=self._pool_size, keepalive_timeout=self._keepalive, ttl_dns_cache=300
             )
-            trace = aiohttp.TraceConfig()
-            trace.on_connection_reuseconn.append(_mark_reused)
             session = aiohttp.ClientSession(
-                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True,
-                trace_configs=[trace],
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True
             )
             self._sessions[loop] = session
         return session
@@ -121,11 +146,10 @@ class AiohttpTransport:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=request.connect_timeout, sock_read=request.read_timeout
         )
-        reuse = _Reuse()
         try:
             response = await self._session().request(
                 request.method, request.url, data=request.content, headers=dict(request.headers),
-                timeout=timeout, trace_request_ctx=reuse,
+                timeout=timeout,
             )
             if stream:
                 return _AiohttpStream(response)
@@ -137,12 +161,9 @@ class AiohttpTransport:
             raise ReadTimeoutError("the gateway did not answer within the read timeout") from None
         except aiohttp.ClientConnectorError as exc:
             raise TransportError(f"cannot connect to the gateway: {exc.os_error}", sent=False) from None
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            # No response object yet: on a reused keep-alive connection this is the idle-close race.
-            raise ConnectionDroppedError(
-                f"the gateway closed the connection: {type(exc).__name__}", stale=reuse.reused
-            ) from None
-        except aiohttp.ClientPayloadError as exc:
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError) as exc:
+            # After the request went out the gateway may have acted on it: the Router's to retry
+            # (with the same out_request_no), never ours.
             raise ConnectionDroppedError(f"the gateway closed the connection: {type(exc).__name__}") from None
         except aiohttp.ClientError as exc:
             raise ConnectionDroppedError(f"HTTP exchange failed: {type(exc).__name__}") from None

@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import socket
+import threading
 import time
 
 import litellm
@@ -144,41 +146,87 @@ def test_expired_user_token_is_refreshed_and_the_call_retried_once(alipay_emulat
         assert seen_refresh
 
 
-async def test_keep_alive_connection_closed_by_the_server_is_retried_once():
-    """A raw HTTP server that answers once, then closes the kept-alive connection on the next request."""
+def _serve_http_in_thread(close_first_after_response: threading.Event):
+    """A blocking HTTP/1.1 server in its own thread: it answers the first connection's first request,
+    closes that connection, then signals; later connections are answered normally. Requests seen per
+    connection are recorded, so a test can tell whether any byte reached a closed connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen: list[list[bytes]] = []
+
+    def read_request(conn):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length"))
+                     .split(b":")[1])
+        while len(body) < length:
+            body += conn.recv(65536)
+        return head
+
+    def serve():
+        for number in (1, 2):
+            conn, _ = listener.accept()
+            requests: list[bytes] = []
+            seen.append(requests)
+            with conn:
+                while (head := read_request(conn)) is not None:
+                    requests.append(head)
+                    payload = json.dumps({"connection": number}).encode()
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                                 + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+                    if number == 1:
+                        break  # the gateway's idle timeout: close the kept-alive connection
+            if number == 1:
+                close_first_after_response.set()
+        listener.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], seen, thread
+
+
+async def test_kept_alive_connection_closed_by_the_gateway_is_never_written_to():
+    """The idle-close race: the gateway closed a pooled connection but the event loop has not noticed.
+    The request must go out on a fresh connection, with no byte sent on the dead one."""
     from litellm_alipay.transport import AiohttpTransport, HttpRequest
 
-    connections = []
-
-    async def handle(reader, writer):
-        connections.append(writer)
-        served = 0
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int([h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")][0]
-                         .split(b":")[1])
-            await reader.readexactly(length)
-            if served == 1:  # second request on this connection: the idle-close race
-                writer.close()
-                return
-            body = json.dumps({"n": len(connections)}).encode()
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                         + str(len(body)).encode() + b"\r\n\r\n" + body)
-            await writer.drain()
-            served += 1
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    closed = threading.Event()
+    port, seen, thread = _serve_http_in_thread(closed)
     transport = AiohttpTransport(pool_size=1)
     request = HttpRequest(url=f"http://127.0.0.1:{port}/gateway.do", content=b"x=1", headers={},
                           read_timeout=5, connect_timeout=5)
-    from litellm_alipay.gateway import _send_async
+    first = await transport.send(request)
+    assert closed.wait(5)  # blocks the loop on purpose: it must not process the FIN before reuse
+    second = await transport.send(request)
+    assert json.loads(first.content) == {"connection": 1}
+    assert json.loads(second.content) == {"connection": 2}
+    assert [len(r) for r in seen] == [1, 1]  # nothing reached the closed connection
+    await transport.aclose()
+    thread.join(5)
 
-    first = await _send_async(transport, request)
-    second = await _send_async(transport, request)
-    assert json.loads(first.content) == {"n": 1}
-    assert json.loads(second.content) == {"n": 2}  # answered on a fresh connection
-    assert len(connections) == 2
+
+async def test_connection_dropped_after_the_request_went_out_is_not_retried_by_us():
+    """A clean close after the gateway read the request: it may have acted, so it is the Router's call."""
+    from litellm_alipay.errors import ConnectionDroppedError
+    from litellm_alipay.transport import AiohttpTransport, HttpRequest
+
+    served = []
+
+    async def close_after_reading(reader, writer):
+        served.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()
+
+    server = await asyncio.start_server(close_after_reading, "127.0.0.1", 0)
+    transport = AiohttpTransport(pool_size=1)
+    request = HttpRequest(url=f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/gateway.do",
+                          content=b"x=1", headers={}, read_timeout=5, connect_timeout=5)
+    with pytest.raises(ConnectionDroppedError):
+        await transport.send(request)
+    assert len(served) == 1
     await transport.aclose()
     server.close()
     await server.wait_closed()
