@@ -1,4 +1,5 @@
-"""``python -m bench [--quick]`` (or ``bash bench/run.sh``): run every scenario and print the table.
+"""``python -m bench [--quick] [--loop uvloop|asyncio]`` (or ``bash bench/run.sh``): run every scenario and
+print the table.
 
 Progress goes to stderr, the table and the target checks to stdout. The exit status is 0 even when a
 target is missed: the table is the product, and CI must not gate on timings (``--quick`` numbers are
@@ -20,13 +21,21 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny counts: every row, numbers meaningless")
+    parser.add_argument(
+        "--loop", choices=("uvloop", "asyncio"), default="uvloop",
+        help="event loop for every row (default uvloop: what the LiteLLM proxy runs on, via uvicorn)",
+    )
     args = parser.parse_args(argv)
     # SIGTERM → SystemExit, so the EmulatorProcess and RedisServer context managers stop their children.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    return asyncio.run(_main(args.quick))
+    if args.loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(_main(args.quick, args.loop))
+    return asyncio.run(_main(args.quick, args.loop))
 
 
-async def _main(quick: bool) -> int:
+async def _main(quick: bool, loop: str = "asyncio") -> int:
     from litellm_alipay.emulator.process import EmulatorProcess
 
     from .harness import STREAM_LONG, Bench, Counts, machine, progress
@@ -54,7 +63,7 @@ async def _main(quick: bool) -> int:
         await bench.crypto_section(step)
         await bench.memory_section(step)
     await bench.limiter_section(step)
-    print(render(bench.rows, machine(), quick, time.monotonic() - started))
+    print(render(bench.rows, f"{machine()} | event loop {loop}", quick, time.monotonic() - started))
     sys.stdout.flush()
     return 0
 
