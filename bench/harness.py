@@ -363,9 +363,8 @@ class Bench:
 
     async def limiter_section(self, step: Callable[[str], None]) -> None:
         """One booking per call, as the provider will do per request; limits high enough never to wait."""
+        from litellm_alipay.emulator.redis_server import RedisServer
         from litellm_alipay.resilience.limiter import MemoryLimiter, RedisLimiter
-
-        from ._redis import RedisServer
 
         n = self.counts.limiter_calls
         memory = MemoryLimiter(per_second=1_000_000, per_minute=None)

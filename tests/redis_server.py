@@ -1,120 +1,20 @@
-"""A real, throw-away ``redis-server`` for tests, as a plain helper plus a pytest fixture.
+"""The ``redis_url`` fixture: a real, throw-away ``redis-server`` for the session.
 
-Why a real server: the Redis-backed limiter and breaker are Lua scripts whose atomicity and use of
-``TIME`` are the whole point; a fake (fakeredis, mocks) would test our assumptions, not Redis.
+Re-export it in a folder's conftest.py (``tests/`` is on ``sys.path`` under pytest's default import
+mode)::
 
-Use from any test folder::
-
-    from redis_server import redis_url  # noqa: F401  (re-export the fixture in a conftest.py)
-
-or, outside pytest, ``with RedisServer() as url: ...``. ``tests/`` is on ``sys.path`` under pytest's
-default import mode because ``tests/conftest.py`` sits in a folder without ``__init__.py``.
+    from redis_server import redis_url  # noqa: F401
 """
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 
 import pytest
 
-REDIS_BINARY = "redis-server"
-READY_DEADLINE_S = 10.0
-PORT_ATTEMPTS = 5
+from litellm_alipay.emulator.redis_server import RedisServer
 
-
-def _free_port() -> int:
-    """A port that was free a moment ago (the server may still lose a race for it; we retry)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _ping(port: int) -> bool:
-    """True when a server on ``port`` answers PING with PONG (raw RESP: no client library needed)."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-class RedisServer:
-    """Start ``redis-server`` on a free loopback port with persistence off; stop it on exit.
-
-    ``url`` is ``redis://127.0.0.1:<port>/0``. Startup waits by polling PING until
-    ``READY_DEADLINE_S``; nothing sleeps a fixed time.
-    """
-
-    def __init__(self) -> None:
-        self.process: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        self._workdir: tempfile.TemporaryDirectory[str] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> str:
-        """Start the server and return its URL; raise RuntimeError with the reason if it cannot."""
-        binary = shutil.which(REDIS_BINARY)
-        if binary is None:
-            raise RuntimeError(
-                f"{REDIS_BINARY!r} not found on PATH: install Redis (e.g. apt-get install redis-server); "
-                "the Redis-backed resilience tests need a real server"
-            )
-        self._workdir = tempfile.TemporaryDirectory(prefix="redis-test-")
-        last_output = ""
-        for _ in range(PORT_ATTEMPTS):
-            self.port = _free_port()
-            self.process = subprocess.Popen(
-                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", self._workdir.name, "--loglevel", "warning"],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            )
-            deadline = time.monotonic() + READY_DEADLINE_S
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:  # exited: most likely lost the port race
-                    break
-                if _ping(self.port):
-                    return self.url
-                time.sleep(0.02)  # polling interval of a bounded readiness loop, not synchronisation
-            last_output = self._stop_and_read()
-        raise RuntimeError(f"redis-server did not become ready on 127.0.0.1: {last_output[-2000:]}")
-
-    def _stop_and_read(self) -> str:
-        process, self.process = self.process, None
-        if process is None:
-            return ""
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-        out = process.stdout.read() if process.stdout else b""
-        if process.stdout:
-            process.stdout.close()
-        return out.decode(errors="replace")
-
-    def stop(self) -> None:
-        """Kill the server and remove its working directory."""
-        self._stop_and_read()
-        if self._workdir is not None:
-            self._workdir.cleanup()
-            self._workdir = None
-
-    def __enter__(self) -> str:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+__all__ = ["RedisServer", "redis_url"]
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,9 @@
-"""A throw-away ``redis-server`` on 127.0.0.1 for the limiter benchmark.
+"""A real, throw-away ``redis-server`` on loopback, for tests and benchmarks.
 
-Why a copy of ``tests/redis_server.py`` instead of an import: that module imports pytest and lives on
-the tests' import path; the benchmark must run from a plain ``python -m bench`` without either.
-The logic is the same: free loopback port, persistence off, readiness by polling PING (bounded).
+It sits beside ``EmulatorProcess`` because it plays the same part: local infrastructure a test or a
+benchmark starts for itself. Why a real server: the Redis-backed limiter, breaker and month counter
+are Lua scripts and transactions whose atomicity and use of ``TIME`` are the whole point; a fake would
+test our assumptions, not Redis. ``with RedisServer() as url: ...``
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ import subprocess
 import tempfile
 import time
 
+REDIS_BINARY = "redis-server"
 READY_DEADLINE_S = 10.0
 PORT_ATTEMPTS = 5
 
 
 def _free_port() -> int:
+    """A port that was free a moment ago (the server may still lose a race for it; we retry)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 def _ping(port: int) -> bool:
+    """True when a server on ``port`` answers PING with PONG (raw RESP: no client library needed)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
             sock.sendall(b"PING\r\n")
@@ -33,7 +37,11 @@ def _ping(port: int) -> bool:
 
 
 class RedisServer:
-    """``with RedisServer() as url:`` — a real server (the limiter is a Lua script; a fake proves nothing)."""
+    """Start ``redis-server`` on a free loopback port with persistence off; stop it on exit.
+
+    ``url`` is ``redis://127.0.0.1:<port>/0``. Startup waits by polling PING until
+    ``READY_DEADLINE_S``; nothing sleeps a fixed time.
+    """
 
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
@@ -45,11 +53,15 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> str:
-        binary = shutil.which("redis-server")
+        """Start the server and return its URL; raise RuntimeError with the reason if it cannot."""
+        binary = shutil.which(REDIS_BINARY)
         if binary is None:
-            raise RuntimeError("redis-server not found on PATH (apt-get install redis-server)")
-        self._workdir = tempfile.TemporaryDirectory(prefix="redis-bench-")
-        last = ""
+            raise RuntimeError(
+                f"{REDIS_BINARY!r} not found on PATH: install Redis (e.g. apt-get install redis-server); "
+                "the Redis-backed resilience tests need a real server"
+            )
+        self._workdir = tempfile.TemporaryDirectory(prefix="redis-test-")
+        last_output = ""
         for _ in range(PORT_ATTEMPTS):
             self.port = _free_port()
             self.process = subprocess.Popen(
@@ -59,13 +71,13 @@ class RedisServer:
             )
             deadline = time.monotonic() + READY_DEADLINE_S
             while time.monotonic() < deadline:
-                if self.process.poll() is not None:  # lost the port race: try another port
+                if self.process.poll() is not None:  # exited: most likely lost the port race
                     break
                 if _ping(self.port):
                     return self.url
-                time.sleep(0.02)  # polling interval of a bounded readiness loop
-            last = self._stop_and_read()
-        raise RuntimeError(f"redis-server did not become ready on 127.0.0.1: {last[-2000:]}")
+                time.sleep(0.02)  # polling interval of a bounded readiness loop, not synchronisation
+            last_output = self._stop_and_read()
+        raise RuntimeError(f"redis-server did not become ready on 127.0.0.1: {last_output[-2000:]}")
 
     def _stop_and_read(self) -> str:
         process, self.process = self.process, None
@@ -84,6 +96,7 @@ class RedisServer:
         return out.decode(errors="replace")
 
     def stop(self) -> None:
+        """Kill the server and remove its working directory."""
         self._stop_and_read()
         if self._workdir is not None:
             self._workdir.cleanup()
