@@ -344,6 +344,25 @@ class Bench:
                              f" = {(self.parses.count - crypto_parses) / max(1, self.parsed_calls):g}",
                              extra={"parses": float(self.parses.count - crypto_parses)}))
 
+    async def transport_section(self, step: Callable[[str], None]) -> None:
+        """The choice of async transport, measured: one small POST per call to the emulator, c=10."""
+        from litellm_alipay.transport import AiohttpTransport, HttpRequest, HttpxTransport, _HttpxAsyncAdapter
+
+        request = HttpRequest(url=f"{self.emu.base_url}/_admin/health", content=b"x=1",
+                              headers={"Content-Type": "application/x-www-form-urlencoded"},
+                              read_timeout=10, connect_timeout=10)
+        for name, transport in (("aiohttp (default)", AiohttpTransport(30)),
+                                ("httpx", _HttpxAsyncAdapter(HttpxTransport(30)))):
+            step(f"transport {name}")
+
+            async def call(transport: Any = transport) -> int:
+                await transport.send(request)
+                return 1
+
+            sample = await measure(call, self.counts.calls[10], 10, self.counts.warmup)
+            self.rows.append(Row("transport", name, 10, sample.calls, sample.cpu_us, sample.pct(0.5),
+                                 sample.pct(0.95)))
+
     async def memory_section(self, step: Callable[[str], None]) -> None:
         """RSS before and after ``memory_calls`` chat calls at c=50 (after warm-up, after gc)."""
         for impl in ("floor", "alipay"):

@@ -19,7 +19,7 @@ ROWS = (
     [f"{section} {impl} {conc}" for section in ("chat", "stream", "embed")
      for impl in ("floor", "alipay", "openai") for conc in (1, 10, 50)]
     + [f"stream-short {impl} 10" for impl in ("floor", "alipay", "openai")]
-    + ["memory floor 50", "memory alipay 50"]
+    + ["memory floor 50", "memory alipay 50", "transport httpx 10"]
     + [f"limiter {kind} {conc}" for kind in ("memory", "redis") for conc in (1, 50)]
 )
 CRYPTO = (
@@ -41,6 +41,7 @@ def test_quick_bench_prints_every_row() -> None:
     keys = {" ".join(line.split()[:3]) for line in lines}
     missing = [row for row in ROWS if row not in keys]
     assert not missing, f"rows missing from the table: {missing}\n{done.stdout}"
+    assert any(line.startswith("transport") and "aiohttp (default)" in line for line in lines)
     for name in CRYPTO:
         assert any(line.startswith("crypto") and name in line for line in lines), name
     assert "per-chunk streaming CPU" in done.stdout
