@@ -128,6 +128,13 @@ def _exception_table() -> dict[str, type]:
     }
 
 
+#: Refusals of who is calling, or of the proof that it is them: the deployment's keys or certificates.
+_AUTH_SUB_CODES = frozenset({
+    "isv.invalid-signature", "isv.missing-signature", "isv.invalid-app-id", "isv.missing-app-id",
+    "isv.invalid-timestamp", "isv.invalid-app-cert-sn", "isv.invalid-alipay-root-cert-sn",
+})
+
+
 def error_class(code: str | None, sub_code: str | None, status: int = 200) -> type:
     """The LiteLLM exception class that makes the Router act right on this Alipay outcome."""
     import litellm
@@ -144,8 +151,7 @@ def error_class(code: str | None, sub_code: str | None, status: int = 200) -> ty
         return litellm.AuthenticationError
     if code == "40006":
         return litellm.PermissionDeniedError
-    if sub in ("isv.invalid-signature", "isv.missing-signature", "isv.invalid-app-id",
-               "isv.missing-app-id", "isv.invalid-timestamp", "isv.app-cert-sn-mismatch") or status == 401:
+    if sub in _AUTH_SUB_CODES or status == 401:
         return litellm.AuthenticationError
     if status == 403:
         return litellm.PermissionDeniedError

@@ -201,3 +201,15 @@ def test_certificate_mode_round_trip(alipay_emulator):
         api_base=alipay_emulator.gateway_url,
     )
     assert reply.choices[0].message.content == ANSWER
+
+
+def test_certificate_mode_with_the_wrong_root_cert_is_an_authentication_error(alipay_emulator):
+    with pytest.raises(litellm.AuthenticationError) as info:
+        litellm.completion(
+            model="alipay/ant-fin-chat", messages=ASK, app_id=alipay_emulator.cert_app_id,
+            app_private_key=alipay_emulator.app_private_key_path, app_cert=alipay_emulator.app_cert_path,
+            alipay_public_cert=alipay_emulator.alipay_cert_path,
+            alipay_root_cert=alipay_emulator.app_cert_path,  # not the root bundle: wrong alipay_root_cert_sn
+            api_base=alipay_emulator.gateway_url,
+        )
+    assert "root-cert-sn" in info.value.sub_code
