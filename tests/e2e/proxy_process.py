@@ -14,6 +14,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MASTER_KEY = "sk-test-litellm-alipay-0001"
+#: The emulator's settings a key-mode Alipay deployment reads (not the ALIPAY_CERT_* ones).
+CLIENT_SETTINGS = ("ALIPAY_APP_ID", "ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY", "ALIPAY_GATEWAY_URL")
+
+
+def proxy_env(emulator, **extra: str) -> dict[str, str]:
+    """What the shipped configs read: the key-mode app, the regional model (the emulator's /v1), extras."""
+    settings = emulator.env()
+    return {**{name: settings[name] for name in CLIENT_SETTINGS},
+            "REGIONAL_API_BASE": emulator.base_url + "/v1", "REGIONAL_API_KEY": "unused", **extra}
+
+
+def openai_client(proxy: ProxyProcess):
+    """The official OpenAI SDK pointed at a proxy, with no retries of its own."""
+    import openai
+
+    return openai.OpenAI(base_url=proxy.base_url, api_key=MASTER_KEY, max_retries=0, timeout=60)
 
 
 def free_port() -> int:

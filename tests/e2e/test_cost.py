@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import litellm
-import openai
 import pytest
 from litellm.integrations.custom_logger import CustomLogger
 from redis_server import RedisServer
@@ -20,9 +19,8 @@ from redis_server import RedisServer
 from litellm_alipay import pricing
 from litellm_alipay.pricing import PricingConfig, RedisMonthlyCounter, month_key
 
-from .proxy_process import MASTER_KEY, ROOT, ProxyProcess
+from .proxy_process import ROOT, ProxyProcess, openai_client, proxy_env
 
-CLIENT_SETTINGS = ("ALIPAY_APP_ID", "ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY", "ALIPAY_GATEWAY_URL")
 DEFAULT = PricingConfig()  # the shipped config sets no prices: 0.03 CNY per started 1,000 chars, 7.1 CNY/USD
 
 
@@ -37,9 +35,7 @@ def ledger(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def proxy(alipay_emulator_process, ledger):
-    env = {name: alipay_emulator_process.env()[name] for name in CLIENT_SETTINGS}
-    env.update(REGIONAL_API_BASE=alipay_emulator_process.base_url + "/v1", REGIONAL_API_KEY="unused",
-               ALIPAY_COST_LEDGER=str(ledger))
+    env = proxy_env(alipay_emulator_process, ALIPAY_COST_LEDGER=str(ledger))
     proc = ProxyProcess(ROOT / "config" / "litellm.yaml", env)
     yield proc
     proc.stop()
@@ -47,7 +43,7 @@ def proxy(alipay_emulator_process, ledger):
 
 @pytest.fixture
 def client(proxy, alipay_emulator):
-    return openai.OpenAI(base_url=proxy.base_url, api_key=MASTER_KEY, max_retries=0, timeout=60)
+    return openai_client(proxy)
 
 
 def ledger_entry(ledger: Path, call_id: str, deadline_s: float = 20.0) -> dict:

@@ -21,7 +21,7 @@ from litellm_alipay.emulator.demo_keys import DEMO_APP_ID
 from litellm_alipay.emulator.process import EmulatorProcess
 from litellm_alipay.resilience.limiter import DEFAULT_GUARD
 
-from .proxy_process import MASTER_KEY, ROOT, ProxyProcess
+from .proxy_process import MASTER_KEY, ROOT, ProxyProcess, proxy_env
 
 CONFIG = ROOT / "config" / "litellm-redis.yaml"
 GATEWAY_QUOTA_PER_SECOND = 10  # the emulated app's contract quota
@@ -39,7 +39,6 @@ CLIENT_LIMIT_PER_SECOND = 8
 CLIENT_GUARD = DEFAULT_GUARD  # the shipped default of rate_limit_guard, passed explicitly
 REQUESTS = 60
 CONCURRENCY = 20
-CLIENT_SETTINGS = ("ALIPAY_APP_ID", "ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY", "ALIPAY_GATEWAY_URL")
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +85,7 @@ def _start_proxies(count: int, env: dict[str, str]) -> list[ProxyProcess]:
 
 
 def _proxy_env(emulator: EmulatorProcess, redis: RedisServer | None) -> dict[str, str]:
-    env = {name: emulator.env()[name] for name in CLIENT_SETTINGS}
+    env = proxy_env(emulator)
     env["ALIPAY_RATE_LIMIT_PER_SECOND"] = str(CLIENT_LIMIT_PER_SECOND)
     env["ALIPAY_RATE_LIMIT_GUARD"] = str(CLIENT_GUARD)
     if redis is not None:
@@ -118,19 +117,24 @@ async def _drive(proxies: list[ProxyProcess]) -> tuple[list, float]:
     return outcomes, time.monotonic() - started
 
 
+async def _run_two_proxies(emulator: EmulatorProcess, redis: RedisServer | None) -> tuple[list, float]:
+    """Two proxies with one config, the gateway's stats reset once they serve, the load, then stop."""
+    proxies = _start_proxies(2, _proxy_env(emulator, redis))
+    try:
+        emulator.reset()
+        return await _drive(proxies)
+    finally:
+        for proxy in proxies:
+            proxy.stop()
+
+
 def _per_second(emulator: EmulatorProcess) -> dict[int, int]:
     stats = emulator.stats()
     return {int(s): n for s, n in stats["requests_per_second"].get(DEMO_APP_ID, {}).items()}
 
 
 async def test_two_proxies_sharing_redis_stay_within_the_apps_quota(quota_emulator, redis):
-    proxies = _start_proxies(2, _proxy_env(quota_emulator, redis))
-    try:
-        quota_emulator.reset()
-        outcomes, elapsed = await _drive(proxies)
-    finally:
-        for proxy in proxies:
-            proxy.stop()
+    outcomes, elapsed = await _run_two_proxies(quota_emulator, redis)
     failures = [o for o in outcomes if isinstance(o, BaseException)]
     assert not failures, f"{len(failures)} of {REQUESTS} failed, first: {failures[0]!r}"
     assert [o.choices[0].message.content for o in outcomes] == [f"You said: balance {i}" for i in range(REQUESTS)]
@@ -153,13 +157,7 @@ async def test_two_proxies_sharing_redis_stay_within_the_apps_quota(quota_emulat
 
 
 async def test_without_redis_each_proxy_paces_only_itself_and_the_gateway_refuses(quota_emulator):
-    proxies = _start_proxies(2, _proxy_env(quota_emulator, None))
-    try:
-        quota_emulator.reset()
-        outcomes, elapsed = await _drive(proxies)
-    finally:
-        for proxy in proxies:
-            proxy.stop()
+    outcomes, elapsed = await _run_two_proxies(quota_emulator, None)
     stats = quota_emulator.stats()
     counts = _per_second(quota_emulator)
     failures = [o for o in outcomes if isinstance(o, BaseException)]

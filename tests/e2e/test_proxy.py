@@ -5,23 +5,19 @@ import json
 import openai
 import pytest
 
-from .proxy_process import MASTER_KEY, ROOT, ProxyProcess
-
-CLIENT_SETTINGS = ("ALIPAY_APP_ID", "ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY", "ALIPAY_GATEWAY_URL")
+from .proxy_process import ROOT, ProxyProcess, openai_client, proxy_env
 
 
 @pytest.fixture(scope="module")
 def proxy(alipay_emulator_process):
-    env = {name: alipay_emulator_process.env()[name] for name in CLIENT_SETTINGS}
-    env.update(REGIONAL_API_BASE=alipay_emulator_process.base_url + "/v1", REGIONAL_API_KEY="unused")
-    proc = ProxyProcess(ROOT / "config" / "litellm.yaml", env)
+    proc = ProxyProcess(ROOT / "config" / "litellm.yaml", proxy_env(alipay_emulator_process))
     yield proc
     proc.stop()
 
 
 @pytest.fixture
 def client(proxy, alipay_emulator):
-    return openai.OpenAI(base_url=proxy.base_url, api_key=MASTER_KEY, max_retries=0, timeout=60)
+    return openai_client(proxy)
 
 
 ASK = [{"role": "user", "content": "Show my last refund 显示我的退款"}]

@@ -10,9 +10,8 @@ from litellm_alipay import residency
 from litellm_alipay.errors import DataResidencyError
 from litellm_alipay.guardrails import card_numbers, violation
 
-from .proxy_process import MASTER_KEY, ROOT, ProxyProcess
+from .proxy_process import ROOT, ProxyProcess, openai_client, proxy_env
 
-CLIENT_SETTINGS = ("ALIPAY_APP_ID", "ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY", "ALIPAY_GATEWAY_URL")
 GUARDED = {"residency_regions": "EU,US-CA"}
 ASK = [{"role": "user", "content": "Show my last refund"}]
 
@@ -78,16 +77,14 @@ async def test_router_falls_back_to_the_regional_model(deployment, alipay_emulat
 # ----------------------------------------------------------------------------- the hybrid config
 @pytest.fixture(scope="module")
 def proxy(alipay_emulator_process):
-    env = {name: alipay_emulator_process.env()[name] for name in CLIENT_SETTINGS}
-    env.update(REGIONAL_API_BASE=alipay_emulator_process.base_url + "/v1", REGIONAL_API_KEY="unused")
-    proc = ProxyProcess(ROOT / "config" / "hybrid.yaml", env)
+    proc = ProxyProcess(ROOT / "config" / "hybrid.yaml", proxy_env(alipay_emulator_process))
     yield proc
     proc.stop()
 
 
 @pytest.fixture
 def client(proxy, alipay_emulator):
-    return openai.OpenAI(base_url=proxy.base_url, api_key=MASTER_KEY, max_retries=0, timeout=60)
+    return openai_client(proxy)
 
 
 def test_hybrid_payment_task_goes_to_alipay(client, alipay_emulator):
