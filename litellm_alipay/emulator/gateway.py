@@ -177,14 +177,10 @@ class Gateway:
                 node: dict[str, Any] = emu.run_oauth(app.app_id, params)
             else:
                 emu.check_auth_token(app.app_id, params.get("auth_token"), app.require_auth_token)
-                if method == protocol.METHOD_EMBED:
-                    node = emu.run_embed(biz)
-                else:
-                    answer = emu.run_chat(app.app_id, biz)
-                    if stream:
-                        state.stats.successes += 1
-                        return self._stream(answer, app, fault)
-                    node = answer.node()
+                result = self.run_ai(method, app, biz, stream, fault)
+                if isinstance(result, EventStreamResponse):
+                    return result
+                node = result
         except Refusal as refusal:
             state.stats.reject(refusal.sub_code)
             return self._respond(method, refusal.node(emu.trace_id()), app, fault=fault)
@@ -193,6 +189,18 @@ class Gateway:
             cipher = aes_encrypt(dumps(node), app.encrypt_key, params.get("charset") or "utf-8")
             return self._respond(method, json.dumps(cipher), app, fault=fault)
         return self._respond(method, node, app, fault=fault)
+
+    def run_ai(self, method: str, app: AppConfig, biz: dict[str, Any], stream: bool,
+               fault: FaultRule | None) -> dict[str, Any] | EventStreamResponse:
+        """Run an AI method for either protocol: the result node, or the signed event stream of a
+        streamed chat (counted as a success here, since it is answered at once). Raises ``Refusal``."""
+        if method == protocol.METHOD_EMBED:
+            return self.emu.run_embed(biz)
+        answer = self.emu.run_chat(app.app_id, biz)
+        if stream:
+            self.emu.state.stats.successes += 1
+            return self._stream(answer, app, fault)
+        return answer.node()
 
     async def _early_fault(
         self, fault: FaultRule, method: str, app: AppConfig, request: Request

@@ -68,17 +68,23 @@ def _usage(usage: dict[str, int]) -> dict[str, int]:
     return {k: usage[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens") if k in usage}
 
 
+async def _json_object(request: Request) -> dict[str, Any] | None:
+    """The request body as a JSON object, or None when it is not one."""
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
 class OpenAICompat:
     def __init__(self, emulator: Emulator) -> None:
         self.emu = emulator
 
     async def chat(self, request: Request) -> Any:
         self.emu.state.stats.openai_requests["chat.completions"] += 1
-        try:
-            body = json.loads(await request.body())
-            if not isinstance(body, dict):
-                raise ValueError
-        except ValueError:
+        body = await _json_object(request)
+        if body is None:
             return _error(Refusal("40002", "AI.INVALID_REQUEST", "body must be a JSON object", 400))
         try:
             answer = self.emu.run_chat("openai", to_biz(body), regulated=False)
@@ -116,11 +122,8 @@ class OpenAICompat:
 
     async def embeddings(self, request: Request) -> Any:
         self.emu.state.stats.openai_requests["embeddings"] += 1
-        try:
-            body = json.loads(await request.body())
-            if not isinstance(body, dict):
-                raise ValueError
-        except ValueError:
+        body = await _json_object(request)
+        if body is None:
             return _error(Refusal("40002", "AI.INVALID_REQUEST", "body must be a JSON object", 400))
         biz = {"model": body.get("model"), "input": body.get("input")}
         if body.get("dimensions") is not None:

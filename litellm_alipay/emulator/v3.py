@@ -123,15 +123,10 @@ class V3Gateway:
                 state.stats.abandoned += 1  # client gone: nothing executed
                 return RawResponse(499, b"", fault="drop")
         try:
-            if method == protocol.METHOD_EMBED:
-                node = emu.run_embed(biz)
-            else:
-                answer = emu.run_chat(app.app_id, biz)
-                if stream:
-                    state.stats.successes += 1
-                    response: EventStreamResponse = self.gateway._stream(answer, app, fault)
-                    return response
-                node = answer.node()
+            result = self.gateway.run_ai(method, app, biz, stream, fault)
+            if isinstance(result, EventStreamResponse):
+                return result
+            node = result
         except Refusal as refusal:
             state.stats.reject(refusal.sub_code)
             return self._respond(refusal.http_status if refusal.http_status != 200 else 400,
