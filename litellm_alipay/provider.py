@@ -25,7 +25,6 @@ from .settings import AlipaySettings, settings_for, split_params
 from .user_auth import USER_AUTH_PARAMS, UserAuth
 
 PROVIDER = "alipay"
-_LITELLM_INTERNAL = frozenset({"max_retries", "stream_options"})
 
 
 class AlipayLLM(CustomLLM):
@@ -54,8 +53,6 @@ class AlipayLLM(CustomLLM):
             _check_residency(settings, litellm_params)
         except AlipayError as exc:
             raise local_error(exc, model=model, provider=PROVIDER) from None
-        for name in _LITELLM_INTERNAL:
-            request.pop(name, None)
         return self._gateway(settings), request
 
     @staticmethod
