@@ -10,7 +10,10 @@ Router must act on (fallbacks, cooldowns, retries) are raised as LiteLLM's own e
     │   └── KeyFormatError      a key or certificate cannot be read (names the key, never echoes it)
     ├── SignatureError          a response or request signature does not verify
     ├── ProtocolError           a body that is not the protocol (no node, bad JSON, stream without sign)
+    │   └── DeploymentSettingError  a proxy client sent what only the deployment may set
     ├── DataResidencyError      a request that must not leave its region
+    ├── ActionInDoubtError      actions may have executed at another app: not re-sent (reconcile)
+    ├── TenantMismatchError     a user credential that belongs to another user than the request names
     ├── QuotaExceededError      the client-side limiter cannot fit the request in its time budget
     ├── CircuitOpenError        the tenant's circuit breaker is open
     └── TransportError          the HTTP exchange failed (``sent`` says if it may have reached Alipay)
@@ -34,6 +37,34 @@ class ConfigurationError(AlipayError, ValueError):
     def __init__(self, setting: str, problem: str) -> None:
         self.setting = setting
         super().__init__(f"{setting}: {problem}")
+
+
+class DeploymentSettingError(ConfigurationError):
+    """A proxy client tried to set what only the deployment may set."""
+
+    def __init__(self, name: str, where: str) -> None:
+        super().__init__(
+            name,
+            f"is a deployment setting and cannot be sent by a client (found in the request's {where}); "
+            "the proxy operator sets it in the deployment's litellm_params or the ALIPAY_* environment",
+        )
+
+
+class ActionInDoubtError(AlipayError):
+    """An action-bearing request that may already have executed at another app; never re-sent."""
+
+    def __init__(self, app_id: str, out_request_no: str) -> None:
+        self.app_id = app_id
+        self.out_request_no = out_request_no
+        super().__init__(
+            f"this request's payment actions may already have executed at app {app_id} "
+            f"(out_request_no={out_request_no}); it is not sent to another app. Query that app for "
+            "out_request_no to reconcile, then retry with a new idempotency key if nothing executed"
+        )
+
+
+class TenantMismatchError(AlipayError):
+    """A user credential whose owner is not the user the request acts for."""
 
 
 class KeyFormatError(ConfigurationError):
@@ -108,6 +139,7 @@ class CircuitOpenError(AlipayError):
 _REDACT_KEYS = frozenset({
     "sign", "app_private_key", "private_key", "api_key", "auth_token", "app_auth_token",
     "access_token", "refresh_token", "encrypt_key", "authorization", "alipay-signature",
+    "code", "auth_code", "user_refresh_token", "redis_url", "redis_password", "set-cookie", "cookie",
 })
 
 
@@ -208,6 +240,14 @@ def local_error(exc: AlipayError, *, model: str, provider: str = "alipay") -> Ex
         cls, code = litellm.ServiceUnavailableError, "circuit-open"
     elif isinstance(exc, DataResidencyError):
         cls, code = litellm.ContentPolicyViolationError, "data-residency"
+    elif isinstance(exc, ActionInDoubtError):
+        cls, code = litellm.BadRequestError, "action-in-doubt"  # a 400 from a provider: no retry, no fallback
+    elif isinstance(exc, TenantMismatchError):
+        cls, code = litellm.AuthenticationError, "tenant-mismatch"
     else:
         cls, code = getattr(exc, "litellm_class", litellm.ServiceUnavailableError), type(exc).__name__
-    return _build(cls, f"Alipay {code}: {exc}", model, provider, code, None, None)
+    built = _build(cls, f"Alipay {code}: {exc}", model, provider, code, None, None)
+    if isinstance(exc, ActionInDoubtError):
+        built.out_request_no = exc.out_request_no  # type: ignore[attr-defined]
+        built.app_id = exc.app_id  # type: ignore[attr-defined]
+    return built

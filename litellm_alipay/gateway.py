@@ -17,6 +17,7 @@ from .errors import (
     AlipayError,
     ProtocolError,
     SignatureError,
+    TenantMismatchError,
     gateway_error,
     local_error,
     redact,
@@ -41,6 +42,9 @@ logger = logging.getLogger("litellm_alipay")
 logger.addHandler(logging.NullHandler())
 
 _V2_HEADERS = {"Accept": "application/json, text/event-stream"}
+_OAUTH_NODE = f'"{response_node_name(protocol.METHOD_OAUTH)}"'.encode()
+#: Request parameters that carry the conversation: logged only with ``log_payloads``.
+_PAYLOAD_PARAMS = frozenset({"biz_content", "messages", "input"})
 
 
 class Gateway:
@@ -115,8 +119,9 @@ class Gateway:
             raise gateway_error({"code": "20000", "sub_msg": f"HTTP {response.status}"},
                                 model=model, status=response.status, provider=self.provider)
         node = self._verified_node(method, response.content, model)
-        if method == protocol.METHOD_OAUTH and "access_token" in node and not node.get("sub_code"):
-            return node  # the real gateway's token node carries no code 10000
+        if (method == protocol.METHOD_OAUTH and "access_token" in node and not node.get("sub_code")
+                and not node.get("_unsigned") and _OAUTH_NODE in response.content):
+            return node  # the real gateway's token node carries no code 10000; only its signed node counts
         if response.status == 429 or not protocol.is_success(node):
             raise gateway_error(node, model=model, status=response.status, provider=self.provider)
         return node
@@ -165,9 +170,13 @@ class Gateway:
         status = getattr(exc, "status_code", 500)
         if (isinstance(status, int) and status >= 500 or isinstance(exc, AlipayError)) and \
                 logger.isEnabledFor(logging.WARNING):
+            shown = dict(params)
+            if not self.settings.log_payloads:  # the prompt is the user's, not the operator's log's
+                for name in _PAYLOAD_PARAMS & shown.keys():
+                    shown[name] = f"<{len(str(shown[name]))} chars; log_payloads: true shows it>"
             logger.warning(
                 "alipay %s failed: %s | params=%s | response_headers=%s",
-                method, exc, redact(dict(params)),
+                method, exc, redact(shown),
                 redact(dict(response.headers)) if response is not None else None,
             )
 
@@ -184,6 +193,16 @@ class Gateway:
         return await self.acall(protocol.METHOD_OAUTH, None, "oauth",
                                 extra={"grant_type": grant_type, field: value})
 
+    def check_owner(self, auth: UserAuth, token: str, model: str) -> str:
+        """The token, once its owner (the exchange's ``user_id``) is the user the request acts for."""
+        cached = self.tokens.cached(auth.key)
+        owner = cached.user_id if cached is not None else None
+        if auth.tenant and owner and owner != auth.tenant:
+            raise local_error(TenantMismatchError(
+                f"the user credential belongs to another user than the request's user {auth.tenant!r}"),
+                model=model, provider=self.provider)
+        return token
+
     def call_as_user(self, method: str, biz: Mapping[str, Any], model: str, auth: UserAuth, *,
                      timeout: float | None = None) -> dict[str, Any]:
         """A call on a user's behalf: a given ``auth_token`` as is, else one from the token manager,
@@ -191,7 +210,8 @@ class Gateway:
         if auth.auth_token:
             return self.call(method, biz, model, timeout=timeout, auth_token=auth.auth_token)
         return self.tokens.with_token_retry_sync(
-            auth.key, lambda token: self.call(method, biz, model, timeout=timeout, auth_token=token),
+            auth.key, lambda token: self.call(method, biz, model, timeout=timeout,
+                                              auth_token=self.check_owner(auth, token, model)),
             auth_code=auth.auth_code, refresh_token=auth.refresh_token)
 
     async def acall_as_user(self, method: str, biz: Mapping[str, Any], model: str, auth: UserAuth, *,
@@ -200,21 +220,24 @@ class Gateway:
             return await self.acall(method, biz, model, timeout=timeout, auth_token=auth.auth_token)
 
         async def call(token: str) -> dict[str, Any]:
-            return await self.acall(method, biz, model, timeout=timeout, auth_token=token)
+            return await self.acall(method, biz, model, timeout=timeout,
+                                    auth_token=self.check_owner(auth, token, model))
 
         return await self.tokens.with_token_retry(
             auth.key, call, auth_code=auth.auth_code, refresh_token=auth.refresh_token)
 
-    async def astream_token(self, auth: UserAuth | None) -> str | None:
+    async def astream_token(self, auth: UserAuth | None, model: str = "") -> str | None:
         """The token a stream is opened with (a stream is not retried once it has started)."""
         if auth is None or auth.auth_token:
             return auth.auth_token if auth else None
-        return await self.tokens.get_token(auth.key, auth_code=auth.auth_code, refresh_token=auth.refresh_token)
+        token = await self.tokens.get_token(auth.key, auth_code=auth.auth_code, refresh_token=auth.refresh_token)
+        return self.check_owner(auth, token, model)
 
-    def stream_token(self, auth: UserAuth | None) -> str | None:
+    def stream_token(self, auth: UserAuth | None, model: str = "") -> str | None:
         if auth is None or auth.auth_token:
             return auth.auth_token if auth else None
-        return self.tokens.get_token_sync(auth.key, auth_code=auth.auth_code, refresh_token=auth.refresh_token)
+        token = self.tokens.get_token_sync(auth.key, auth_code=auth.auth_code, refresh_token=auth.refresh_token)
+        return self.check_owner(auth, token, model)
 
     # ------------------------------------------------------------------------------------ cost
     def chat_cost(self, usage: Mapping[str, Any], actions: list | None) -> Cost:

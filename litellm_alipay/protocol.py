@@ -26,11 +26,12 @@ EMBED_BATCH = 32
 PRODUCTION_URL = "https://openapi.alipay.com/gateway.do"
 SANDBOX_URL = "https://openapi-sandbox.dl.alipaydev.com/gateway.do"
 
-#: Parameters the official SDK sends in the query string; the rest (``biz_content``) go in the body.
+#: Parameters sent in the query string; the rest go in the form body. The gateway merges both (A1).
+#: Unlike the official SDK, ``sign`` and every token travel in the body: URLs end up in access logs,
+#: proxies' logs and httpx's INFO line, bodies do not.
 QUERY_PARAMS = frozenset({
-    "app_id", "method", "format", "charset", "sign_type", "sign", "timestamp", "version",
-    "app_auth_token", "auth_token", "app_cert_sn", "alipay_root_cert_sn", "encrypt_type",
-    "notify_url", "return_url",
+    "app_id", "method", "format", "charset", "sign_type", "timestamp", "version",
+    "app_cert_sn", "alipay_root_cert_sn", "encrypt_type", "notify_url", "return_url",
 })
 
 __all__ = [

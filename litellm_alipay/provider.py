@@ -8,8 +8,9 @@ of the wire protocol.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,11 +18,12 @@ import litellm
 from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import EmbeddingResponse, GenericStreamingChunk, ModelResponse
 
-from . import protocol, residency, transforms
-from .errors import AlipayError, ReadTimeoutError, local_error
+from . import protocol, residency, transforms, trust
+from .action_ledger import Claim, ledger, redis_for
+from .errors import AlipayError, ConfigurationError, ReadTimeoutError, TenantMismatchError, local_error
 from .gateway import Gateway
 from .pricing import Cost, stream_usage
-from .settings import AlipaySettings, settings_for, split_params
+from .settings import CACHE_SIZE, AlipaySettings, settings_for, split_params
 from .user_auth import USER_AUTH_PARAMS, UserAuth
 
 PROVIDER = "alipay"
@@ -32,28 +34,47 @@ class AlipayLLM(CustomLLM):
 
     def __init__(self) -> None:
         super().__init__()
-        self._gateways: dict[int, Gateway] = {}
+        # id(settings) -> (settings, gateway); bounded like the settings cache it mirrors.
+        self._gateways: OrderedDict[int, tuple[AlipaySettings, Gateway]] = OrderedDict()
+        self._lock = threading.Lock()
 
     # --------------------------------------------------------------------------------- plumbing
     def _gateway(self, settings: AlipaySettings) -> Gateway:
-        gateway = self._gateways.get(id(settings))
-        if gateway is None:
-            gateway = self._gateways.setdefault(id(settings), Gateway(settings, PROVIDER))
-        return gateway
+        found = self._gateways.get(id(settings))
+        if found is not None and found[0] is settings:
+            return found[1]
+        with self._lock:
+            found = self._gateways.get(id(settings))
+            if found is None or found[0] is not settings:
+                found = self._gateways[id(settings)] = (settings, Gateway(settings, PROVIDER))
+                while len(self._gateways) > CACHE_SIZE:
+                    self._gateways.popitem(last=False)
+            return found[1]
 
     def _setup(self, model: str, optional_params: dict, litellm_params: dict | None,
-               api_base: str | None, api_key: str | None) -> tuple[Gateway, dict[str, Any]]:
-        given, request = split_params(optional_params)
-        if api_base:
-            given.setdefault("api_base", api_base)
-        if api_key:
-            given.setdefault("api_key", api_key)
+               api_base: str | None, api_key: str | None, logging_obj: Any = None
+               ) -> tuple[Gateway, dict[str, Any], trust.ClientRequest | None]:
+        """The deployment's gateway and the request's own parameters.
+
+        A proxy client's body is checked first: a deployment setting in it is refused before anything
+        is built (the Router merged the client's values over the deployment's, so they cannot be used).
+        """
+        client = trust.client_request(litellm_params)
         try:
+            if client is not None:
+                trust.refuse_client_settings(client.body)
+            given, request = split_params(optional_params)
+            if api_base:
+                given.setdefault("api_base", api_base)
+            if api_key:
+                given.setdefault("api_key", api_key)
             settings = settings_for(given)
             _check_residency(settings, litellm_params)
         except AlipayError as exc:
             raise local_error(exc, model=model, provider=PROVIDER) from None
-        return self._gateway(settings), request
+        finally:
+            trust.scrub_for_callbacks(logging_obj)
+        return self._gateway(settings), request, client
 
     @staticmethod
     def _drop_params(litellm_params: dict | None) -> bool:
@@ -61,31 +82,72 @@ class AlipayLLM(CustomLLM):
 
     @staticmethod
     def _end_user(request: dict, logging_obj: Any, litellm_params: dict | None) -> None:
-        """LiteLLM consumes ``user`` before a custom provider sees it; recover it for ``user_id``."""
-        if request.get("user") or request.get("user_id"):
-            return
+        """LiteLLM consumes ``user`` before a custom provider sees it; recover it for ``user_id``.
+
+        Through a proxy whose key the operator bound to an Alipay user (key metadata ``alipay_user_id``),
+        that user is the tenant, and a request naming another one is refused.
+        """
+        bound = trust.authenticated_tenant(litellm_params)
         details = getattr(logging_obj, "model_call_details", None) or {}
         metadata = (litellm_params or {}).get("metadata") or {}
-        user = details.get("user") or metadata.get("user_api_key_end_user_id")
-        if user:
+        user = (request.get("user") or request.get("user_id") or details.get("user")
+                or metadata.get("user_api_key_end_user_id"))
+        if bound is not None:
+            if user and str(user) != bound:
+                raise TenantMismatchError(f"this key acts for its own user only, not {str(user)!r}")
+            user = bound
+            request.pop("user_id", None)
+        if user and not (request.get("user") or request.get("user_id")):
             request["user"] = user
+        elif bound is not None:
+            request["user"] = bound
 
     def _chat(self, model: str, messages: list, optional_params: dict, litellm_params: dict | None,
               api_base: str | None, api_key: str | None, logging_obj: Any,
               stream: bool) -> tuple[Gateway, dict[str, Any], UserAuth | None]:
-        gateway, request = self._setup(model, optional_params, litellm_params, api_base, api_key)
+        gateway, request, client = self._setup(model, optional_params, litellm_params, api_base, api_key,
+                                               logging_obj)
         request.pop("stream", None)
-        self._end_user(request, logging_obj, litellm_params)
+        metadata = (litellm_params or {}).get("metadata") or {}
+        try:
+            trust.redeem_credentials(request)
+            self._end_user(request, logging_obj, litellm_params)
+            actions = trust.effective_actions(request.pop("allowed_actions", None),
+                                              metadata.get(trust.CLIENT_ACTIONS_KEY))
+        except AlipayError as exc:
+            raise local_error(exc, model=model, provider=PROVIDER) from None
+        if actions:
+            request["allowed_actions"] = actions
         user_auth = {name: request.pop(name) for name in USER_AUTH_PARAMS if name in request}
         biz = transforms.chat_biz_content(
             model, messages, request, drop_params=self._drop_params(litellm_params)
         )
-        auth = UserAuth.from_params(user_auth, biz.get("user_id"))
-        if biz.get("allowed_actions") and not biz.get("out_request_no"):
-            biz["out_request_no"] = out_request_no(gateway.settings.app_id, litellm_params, logging_obj)
+        auth = UserAuth.from_params(user_auth, biz.get("user_id"), gateway.settings.app_id)
+        if biz.get("allowed_actions"):
+            biz["out_request_no"] = self._claim_actions(gateway, biz, client, metadata, litellm_params,
+                                                        logging_obj, model)
         if stream:
             biz["stream"] = True
         return gateway, biz, auth
+
+    @staticmethod
+    def _claim_actions(gateway: Gateway, biz: dict, client: trust.ClientRequest | None, metadata: dict,
+                       litellm_params: dict | None, logging_obj: Any, model: str) -> str:
+        """The request's ``out_request_no``, claimed for this app so no other app ever gets it."""
+        app_id = gateway.settings.app_id
+        explicit = biz.get("out_request_no")
+        seed, source = trust.idempotency_seed(client, metadata, explicit, _trace_id(litellm_params, logging_obj))
+        try:
+            if client is not None and source == "trace":
+                raise trust.IdempotencyKeyRequired()
+            if not seed:
+                raise ConfigurationError("out_request_no", "a request with allowed_actions needs an idempotency "
+                                         "key: pass out_request_no (or call through a Router)")
+            number = explicit if source == "out_request_no" else trust.derive_out_request_no(app_id, seed)
+            ledger.claim(f"{source}:{seed}", Claim(app_id, number), redis_for(gateway.settings.redis_url))
+        except AlipayError as exc:
+            raise local_error(exc, model=model, provider=PROVIDER) from None
+        return number
 
     # -------------------------------------------------------------------------------------- chat
     def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
@@ -124,7 +186,7 @@ class AlipayLLM(CustomLLM):
         gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                         logging_obj, stream=True)
         transformer, tally = transforms.StreamTransformer(), _StreamTally()
-        token = gateway.stream_token(auth)
+        token = gateway.stream_token(auth, model)
         for chunk in gateway.stream(biz, model, timeout=_seconds(timeout), auth_token=token):
             yield from tally.release(transformer.chunks(chunk), chunk)
         usage, actions = tally.priced()
@@ -138,7 +200,7 @@ class AlipayLLM(CustomLLM):
         gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                         logging_obj, stream=True)
         transformer, tally = transforms.StreamTransformer(), _StreamTally()
-        token = await gateway.astream_token(auth)
+        token = await gateway.astream_token(auth, model)
         async for chunk in gateway.astream(biz, model, timeout=_seconds(timeout), auth_token=token):
             for out in tally.release(transformer.chunks(chunk), chunk):
                 yield out
@@ -150,8 +212,11 @@ class AlipayLLM(CustomLLM):
     def _embed_setup(self, model: str, input: Any, optional_params: dict, litellm_params: Any,
                      api_base: str | None, api_key: str | None, logging_obj: Any
                      ) -> tuple[Gateway, list[dict]]:
-        gateway, request = self._setup(model, optional_params, litellm_params, api_base, api_key)
-        self._end_user(request, logging_obj, litellm_params)
+        gateway, request, _ = self._setup(model, optional_params, litellm_params, api_base, api_key, logging_obj)
+        try:
+            self._end_user(request, logging_obj, litellm_params)
+        except AlipayError as exc:
+            raise local_error(exc, model=model, provider=PROVIDER) from None
         batches = transforms.embed_biz_contents(
             model, input, request, drop_params=self._drop_params(litellm_params)
         )
@@ -181,22 +246,13 @@ class AlipayLLM(CustomLLM):
         return _with_cost(response, await gateway.aembedding_cost([n.get("usage") or {} for n in nodes]))
 
 
-def out_request_no(app_id: str, litellm_params: dict | None, logging_obj: Any) -> str:
-    """The idempotency key of the logical request, the same for every retry and fallback of it.
-
-    The Router sets ``litellm_trace_id`` once per logical request and keeps it through its retries
-    and fallbacks (the proxy goes through the Router too), so the key derived from it is stable and
-    the gateway executes a payment action at most once. Without a Router, the call id is used.
-    """
+def _trace_id(litellm_params: dict | None, logging_obj: Any) -> str | None:
+    """The logical request's id: the Router's ``litellm_trace_id`` (kept through its retries and
+    fallbacks, the proxy's included), else the call id of a plain ``litellm.completion``."""
     params = litellm_params or {}
     details = getattr(logging_obj, "model_call_details", None) or {}
-    seed = params.get("litellm_trace_id") or details.get("litellm_trace_id") or params.get(
-        "litellm_call_id") or details.get("litellm_call_id")
-    if not seed:
-        import uuid
-
-        seed = uuid.uuid4().hex
-    return "LT" + hashlib.sha256(f"{app_id}:{seed}".encode()).hexdigest()[:40]
+    return (params.get("litellm_trace_id") or details.get("litellm_trace_id") or params.get("litellm_call_id")
+            or details.get("litellm_call_id"))
 
 
 def _check_residency(settings: AlipaySettings, litellm_params: dict | None) -> None:
@@ -294,6 +350,10 @@ alipay_llm = AlipayLLM()
 def register(handler: AlipayLLM | None = None) -> AlipayLLM:
     """Make ``alipay/…`` models available to ``litellm.completion`` and Routers; idempotent."""
     handler = handler or alipay_llm
+    from .trust_hooks import trust_boundary
+
+    if trust_boundary not in litellm.callbacks:  # a Router's fallbacks then never get our per-call params
+        litellm.callbacks.append(trust_boundary)
     litellm.custom_provider_map = [
         entry for entry in litellm.custom_provider_map if entry.get("provider") != PROVIDER
     ] + [{"provider": PROVIDER, "custom_handler": handler}]

@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from . import protocol
 from .errors import ConfigurationError
@@ -69,14 +70,23 @@ ENV = {
     "residency_regions": "ALIPAY_RESIDENCY_REGIONS",
     "residency_metadata_key": "ALIPAY_RESIDENCY_METADATA_KEY",
     "residency_consent_key": "ALIPAY_RESIDENCY_CONSENT_KEY",
+    "redis_password": "ALIPAY_REDIS_PASSWORD",
+    "log_payloads": "ALIPAY_LOG_PAYLOADS",
 }
 #: Process-wide settings (not per deployment): the cost ledger's file (``ledger.py``) and the shadow
 #: traffic's mirrored and mirroring model groups (``shadow.py``).
 COST_LEDGER_ENV = "ALIPAY_COST_LEDGER"
 SHADOW_MODEL_ENV = "ALIPAY_SHADOW_MODEL"
 SHADOW_SOURCES_ENV = "ALIPAY_SHADOW_SOURCES"
-#: Deployment keys that are settings, never request parameters: removed before transforms run.
-SETTING_NAMES = frozenset(ENV) | {"api_key"}
+#: Deployment keys that are settings, never request parameters: removed before transforms run, and
+#: refused when a proxy client sends one (``trust.py``): only the operator sets them.
+SETTING_NAMES = frozenset(ENV) | {"api_key", "api_base"}
+#: Settings whose values are secrets: kept out of logs, reprs and LiteLLM's callback payloads.
+SECRET_SETTINGS = frozenset({
+    "app_private_key", "api_key", "app_auth_token", "encrypt_key", "redis_url", "redis_password",
+})
+#: How many distinct deployments' settings (and gateways) are kept; least recently used go first.
+CACHE_SIZE = 256
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -151,6 +161,7 @@ class AlipaySettings:
     residency_regions: frozenset[str] = frozenset()
     residency_metadata_key: str = DEFAULT_METADATA_KEY
     residency_consent_key: str = DEFAULT_CONSENT_KEY
+    log_payloads: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -273,7 +284,7 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
         pool_size=_number("pool_size", raw["pool_size"] or 30, int, 1),
         http2=_bool("http2", raw["http2"] or False),
         transport=transport,
-        redis_url=str(raw["redis_url"]) if raw["redis_url"] else None,
+        redis_url=_redis_url(given, raw["redis_url"], raw["redis_password"]),
         rate_limit_per_second=opt_rate("rate_limit_per_second"),
         rate_limit_per_minute=opt_rate("rate_limit_per_minute"),
         rate_limit_guard=guard,
@@ -291,10 +302,32 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
                                             DEFAULT_METADATA_KEY),
         residency_consent_key=metadata_key("residency_consent_key", raw["residency_consent_key"],
                                            DEFAULT_CONSENT_KEY),
+        log_payloads=_bool("log_payloads", raw["log_payloads"] or False),
     )
 
 
-_cache: dict[tuple, AlipaySettings] = {}
+def _redis_url(given: Mapping[str, Any], url: Any, password: Any) -> str | None:
+    """The Redis URL with its password; a password written into a deployment's ``redis_url`` is refused
+    because LiteLLM's ``/model/info`` shows ``litellm_params`` with only key-like names masked."""
+    if not url:
+        return None
+    text = str(url).strip()
+    parts = urlsplit(text)
+    if given.get("redis_url") and parts.password:
+        raise ConfigurationError(
+            "redis_url",
+            "holds a password, which the proxy's /model/info would show: put it in redis_password "
+            "(masked by LiteLLM) or in the ALIPAY_REDIS_URL environment variable",
+        )
+    if password and not parts.password:
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        netloc = f"{quote(user, safe='')}:{quote(str(password), safe='')}@{host}"
+        text = parts._replace(netloc=netloc).geturl()
+    return text
+
+
+_cache: OrderedDict[tuple, AlipaySettings] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -320,6 +353,12 @@ def settings_for(given: Mapping[str, Any]) -> AlipaySettings:
         built = build_settings(given)
         with _cache_lock:
             found = _cache.setdefault(fingerprint, built)
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+    elif len(_cache) > CACHE_SIZE // 2:  # recency matters only once the cache could fill up
+        with _cache_lock:
+            if fingerprint in _cache:
+                _cache.move_to_end(fingerprint)
     return found
 
 

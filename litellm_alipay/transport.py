@@ -31,6 +31,10 @@ class HttpRequest:
     connect_timeout: float
     method: str = "POST"
 
+    def __repr__(self) -> str:
+        """Path only: the body carries ``sign`` and tokens, the headers a v3 signature."""
+        return f"HttpRequest({self.method} {self.url.partition('?')[0]}, {len(self.content)} bytes)"
+
 
 @dataclass(slots=True)
 class HttpResponse:

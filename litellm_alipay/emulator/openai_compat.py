@@ -86,6 +86,7 @@ class OpenAICompat:
         body = await _json_object(request)
         if body is None:
             return _error(Refusal("40002", "AI.INVALID_REQUEST", "body must be a JSON object", 400))
+        self.emu.state.stats.openai_body_keys.update(body)
         try:
             answer = self.emu.run_chat("openai", to_biz(body), regulated=False)
         except Refusal as refusal:

@@ -36,6 +36,7 @@ class Stats:
         self.action_repeats = 0
         self.faults: dict[str, int] = defaultdict(int)
         self.openai_requests: dict[str, int] = defaultdict(int)
+        self.openai_body_keys: set[str] = set()  # what a non-Alipay model was sent (fallback hygiene)
         self.successes = 0
         self.abandoned = 0
 
@@ -69,6 +70,7 @@ class Stats:
             "action_repeats": self.action_repeats,
             "faults_injected": dict(self.faults),
             "openai_requests": dict(self.openai_requests),
+            "openai_body_keys": sorted(self.openai_body_keys),
         }
 
 

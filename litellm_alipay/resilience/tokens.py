@@ -31,7 +31,7 @@ import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..errors import ConfigurationError, ProtocolError
@@ -47,12 +47,12 @@ TOKEN_EXPIRED_SUB_CODES = frozenset({"aop.auth-token-time-out", "aop.invalid-aut
 
 @dataclass(frozen=True)
 class UserToken:
-    """A cached user token; times are in the manager's clock (seconds)."""
+    """A cached user token; times are in the manager's clock (seconds). Tokens stay out of its repr."""
 
-    access_token: str
+    access_token: str = field(repr=False)
     issued_at: float
     expires_at: float
-    refresh_token: str | None
+    refresh_token: str | None = field(repr=False)
     refresh_expires_at: float | None
     user_id: str | None
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import litellm
 import openai
 
-from litellm_alipay.provider import out_request_no
+from litellm_alipay.emulator.state import TokenStore
+from litellm_alipay.trust import derive_out_request_no
 
 REQUESTS = 1000
 CONCURRENCY = 40
@@ -113,9 +114,9 @@ async def test_chaos_every_request_ends_typed_and_actions_run_once(deployment, a
                         "litellm_trace_id": f"chaos-{i}"}
         if kind == "action":
             kwargs["allowed_actions"] = ["REFUND"]
-            action_keys[i] = out_request_no(app_id, {"litellm_trace_id": f"chaos-{i}"}, None)
+            action_keys[i] = derive_out_request_no(app_id, f"chaos-{i}")
         if kind == "user":
-            kwargs.update(user=f"buyer-{i % 3}", auth_code=f"chaos-code-{i % 3}")
+            kwargs.update(user=TokenStore.user_id_for(f"chaos-code-{i % 3}"), auth_code=f"chaos-code-{i % 3}")
         if kind == "stream":
             stream = await router.acompletion(stream=True, **kwargs)
             chunks = [chunk async for chunk in stream]

@@ -10,6 +10,7 @@ import litellm
 import pytest
 
 from litellm_alipay.emulator.process import EmulatorProcess
+from litellm_alipay.emulator.state import TokenStore
 
 ASK = [{"role": "user", "content": "hello"}]
 
@@ -112,7 +113,8 @@ async def test_fallback_attempt_reuses_the_out_request_no(deployment, alipay_emu
 
 def test_user_token_is_exchanged_once_and_reused(deployment, alipay_emulator):
     for _ in range(3):
-        reply = litellm.completion(model="alipay/ant-fin-chat", messages=ASK, user="buyer-1",
+        reply = litellm.completion(model="alipay/ant-fin-chat", messages=ASK,
+                                   user=TokenStore.user_id_for("auth-code-buyer-1"),
                                    auth_code="auth-code-buyer-1", **deployment)
         assert reply.choices[0].message.content == "You said: hello"
     by_method = alipay_emulator.stats()["requests_by_method"]
@@ -131,7 +133,8 @@ def test_expired_user_token_is_refreshed_and_the_call_retried_once(alipay_emulat
     with EmulatorProcess({"oauth": {"expires_in": 1}}) as emulator:
         settings = {"app_id": emulator.app_id, "app_private_key": emulator.app_private_key_path,
                     "alipay_public_key": emulator.alipay_public_key_path, "api_base": emulator.gateway_url}
-        first = litellm.completion(model="alipay/ant-fin-chat", messages=ASK, user="buyer-2",
+        first = litellm.completion(model="alipay/ant-fin-chat", messages=ASK,
+                                   user=TokenStore.user_id_for("auth-code-2"),
                                    auth_code="auth-code-2", **settings)
         assert first.choices[0].message.content == "You said: hello"
         # The token lives 1 s; later calls refresh it (background inside the window, inline or after a
@@ -139,7 +142,8 @@ def test_expired_user_token_is_refreshed_and_the_call_retried_once(alipay_emulat
         deadline = time.monotonic() + 10
         seen_refresh = False
         while time.monotonic() < deadline and not seen_refresh:
-            reply = litellm.completion(model="alipay/ant-fin-chat", messages=ASK, user="buyer-2",
+            reply = litellm.completion(model="alipay/ant-fin-chat", messages=ASK,
+                                       user=TokenStore.user_id_for("auth-code-2"),
                                        auth_code="auth-code-2", **settings)
             assert reply.choices[0].message.content == "You said: hello"
             seen_refresh = emulator.stats()["requests_by_method"].get("alipay.system.oauth.token", 0) >= 2

@@ -45,7 +45,9 @@ def test_success_node_is_verified_and_returned():
     assert node["trace_id"] == "t-1"
     sent = route.calls.last.request
     assert b"biz_content=" in sent.content
-    assert "sign=" in str(sent.url) and "method=alipay.cloud.ai.chat" in str(sent.url)
+    # sign and tokens travel in the body (URLs reach access logs and httpx's INFO line), never the URL
+    assert "sign=" not in str(sent.url) and b"&sign=" in sent.content
+    assert "method=alipay.cloud.ai.chat" in str(sent.url)
 
 
 @pytest.mark.parametrize(
@@ -124,10 +126,20 @@ def test_errors_and_logs_hold_no_secret(caplog):
     route = respx.post(url__startswith=URL).mock(return_value=httpx.Response(200, content=signed_body(node)))
     with caplog.at_level("WARNING", logger="litellm_alipay"), pytest.raises(litellm.ServiceUnavailableError) as info:
         Gateway(settings()).call(protocol.METHOD_CHAT, {"model": "m", "messages": []}, "m")
-    sign = httpx.URL(str(route.calls.last.request.url)).params["sign"]
+    sign = parse_qs(route.calls.last.request.content.decode())["sign"][0]
     text = caplog.text + str(info.value)
     assert "biz_content" in caplog.text  # the request is logged for diagnosis...
     assert sign not in text and APP_KEY["private_pkcs1"][:40] not in text  # ...without secrets
+    assert '"messages"' not in caplog.text  # ...nor the conversation, unless log_payloads asks for it
+
+
+@respx.mock
+def test_log_payloads_setting_shows_the_conversation(caplog):
+    node = {"code": "20000", "sub_code": "SYSTEM_ERROR", "sub_msg": "opaque"}
+    respx.post(url__startswith=URL).mock(return_value=httpx.Response(200, content=signed_body(node)))
+    with caplog.at_level("WARNING", logger="litellm_alipay"), pytest.raises(litellm.ServiceUnavailableError):
+        Gateway(settings(log_payloads=True)).call(protocol.METHOD_CHAT, {"model": "m", "messages": []}, "m")
+    assert '"messages"' in caplog.text
 
 
 @respx.mock
