@@ -352,6 +352,7 @@ def register(handler: AlipayLLM | None = None) -> AlipayLLM:
     handler = handler or alipay_llm
     from .trust_hooks import trust_boundary
 
+    trust.install_secret_filter()
     if trust_boundary not in litellm.callbacks:  # a Router's fallbacks then never get our per-call params
         litellm.callbacks.append(trust_boundary)
     litellm.custom_provider_map = [

@@ -23,6 +23,8 @@ Pure apart from reading the dicts it is given; the in-doubt ledger is in ``actio
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 import secrets
 import threading
 import time
@@ -302,3 +304,39 @@ def authenticated_tenant(litellm_params: Mapping[str, Any] | None) -> str | None
     if isinstance(key_meta, Mapping) and key_meta.get(KEY_USER_METADATA):
         return str(key_meta[KEY_USER_METADATA])
     return None
+
+
+_SECRET_VALUE = re.compile(
+    r"""(['"]?(?:%s)['"]?\s*[:=]\s*)(['"])(?:(?!\2).)*\2""" % "|".join(sorted(SECRET_PARAMS | SECRET_SETTINGS))
+)
+
+
+class SecretFilter(logging.Filter):
+    """Masks this provider's credentials in LiteLLM's own log lines.
+
+    LiteLLM's DEBUG logging prints a call's keyword arguments ("Params passed to completion()"); an
+    in-process caller's ``auth_code`` or ``app_private_key`` would be among them. Through the proxy the
+    hook has already replaced credentials with a reference; this covers everything else.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is the logging system's to report
+            return True
+        masked = _SECRET_VALUE.sub(r"\1\2***\2", message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+secret_filter = SecretFilter()
+LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm")
+
+
+def install_secret_filter() -> None:
+    """Put ``secret_filter`` on LiteLLM's loggers (idempotent)."""
+    for name in LITELLM_LOGGERS:
+        log = logging.getLogger(name)
+        if secret_filter not in log.filters:
+            log.addFilter(secret_filter)

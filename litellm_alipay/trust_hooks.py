@@ -55,3 +55,4 @@ class AlipayTrustBoundary(CustomLogger):
 
 
 trust_boundary = AlipayTrustBoundary()
+trust.install_secret_filter()  # the proxy imports this module from its config: its log lines get it too
