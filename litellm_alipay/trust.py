@@ -306,9 +306,8 @@ def authenticated_tenant(litellm_params: Mapping[str, Any] | None) -> str | None
     return None
 
 
-_SECRET_VALUE = re.compile(
-    r"""(['"]?(?:%s)['"]?\s*[:=]\s*)(['"])(?:(?!\2).)*\2""" % "|".join(sorted(SECRET_PARAMS | SECRET_SETTINGS))
-)
+_SECRET_NAMES = "|".join(sorted(SECRET_PARAMS | SECRET_SETTINGS))
+_SECRET_VALUE = re.compile(r"""(['"]?(?:""" + _SECRET_NAMES + r""")['"]?\s*[:=]\s*)(['"])(?:(?!\2).)*\2""")
 
 
 class SecretFilter(logging.Filter):

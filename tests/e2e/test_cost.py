@@ -75,8 +75,8 @@ def test_chat_cost_header(client, ledger):
 def test_refund_adds_the_action_fee(client, alipay_emulator):
     prompt = "Please refund 250.00 for order 77"
     raw = client.chat.completions.with_raw_response.create(
-        model="fin-chat", messages=[{"role": "user", "content": prompt}],
-        extra_body={"allowed_actions": ["REFUND"]})
+        model="fin-actions", messages=[{"role": "user", "content": prompt}],
+        extra_body={"allowed_actions": ["REFUND"]}, extra_headers={"Idempotency-Key": "cost-refund-77"})
     answer = raw.parse().choices[0].message.content
     assert answer.endswith("Actions: REFUND SUCCESS")
     assert alipay_emulator.stats()["actions_executed"] == {"REFUND": 1}

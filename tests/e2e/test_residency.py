@@ -90,7 +90,7 @@ def client(proxy, alipay_emulator):
 def test_hybrid_payment_task_goes_to_alipay(client, alipay_emulator):
     reply = client.chat.completions.create(model="payments", messages=[
         {"role": "user", "content": "refund 12.50"}], extra_body={"allowed_actions": ["REFUND"]},
-        metadata={"user_region": "CN"})
+        metadata={"user_region": "CN"}, extra_headers={"Idempotency-Key": "hybrid-refund-1"})
     assert reply.choices[0].message.content == "You said: refund 12.50 Actions: REFUND SUCCESS"
     stats = alipay_emulator.stats()
     assert stats["requests_by_method"] == {"alipay.cloud.ai.chat": 1} and stats["openai_requests"] == {}
@@ -112,7 +112,7 @@ def test_hybrid_residency_refusal_falls_back(client, alipay_emulator):
 
 
 def test_hybrid_consent_goes_to_alipay(client, alipay_emulator):
-    client.chat.completions.create(model="payments", messages=ASK,
+    client.chat.completions.create(model="payments", messages=ASK, extra_headers={"Idempotency-Key": "consent-1"},
                                    metadata={"user_region": "EU", "alipay_consent": True})
     stats = alipay_emulator.stats()
     assert stats["requests_total"] == 1 and stats["openai_requests"] == {}
@@ -130,7 +130,8 @@ def test_guardrail_blocks_card_numbers_before_any_model(client, alipay_emulator)
 
 
 def test_guardrail_lets_clean_prompts_through_and_guards_only_alipay(client, alipay_emulator):
-    assert client.chat.completions.create(model="payments", messages=ASK).choices[0].message.content
+    assert client.chat.completions.create(model="payments", messages=ASK,
+                                          extra_headers={"Idempotency-Key": "clean-1"}).choices[0].message.content
     regional = client.chat.completions.create(model="general-chat", messages=[
         {"role": "user", "content": "what is a CVV"}])  # the regional model is not behind this guardrail
     assert regional.choices[0].message.content == "You said: what is a CVV"

@@ -10,7 +10,8 @@ import litellm
 import pytest
 import respx
 
-from litellm_alipay import protocol, settings as settings_module, trust
+from litellm_alipay import protocol, trust
+from litellm_alipay import settings as settings_module
 from litellm_alipay.errors import ConfigurationError
 from litellm_alipay.gateway import Gateway
 from litellm_alipay.provider import AlipayLLM
@@ -189,7 +190,7 @@ async def test_no_secret_in_any_log_record_or_callback_payload(alipay_emulator, 
                            allowed_actions=["REFUND"], **deployment)
         await litellm.acompletion(model="alipay/ant-fin-chat", messages=ask, user=user, auth_code=code,
                                   **deployment)
-        for chunk in litellm.completion(model="alipay/ant-fin-chat", messages=ask, user=user, auth_code=code,
+        for _chunk in litellm.completion(model="alipay/ant-fin-chat", messages=ask, user=user, auth_code=code,
                                         stream=True, **deployment):
             pass
         alipay_emulator.set_faults([{"kind": "system_error", "next": 1}])  # the opaque-failure log line
