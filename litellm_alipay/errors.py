@@ -205,7 +205,14 @@ def gateway_error(
     message = f"Alipay {label}: {detail}{unsigned}"
     if trace_id:
         message += f" (trace_id={trace_id})"
-    return _build(error_class(code, sub_code, status), message, model, provider, code, sub_code, trace_id)
+    cls = error_class(code, sub_code, status)
+    if node.get("_unsigned") and status < 500 and status != 429:
+        # Unauthenticated: anyone on the path could have written it, so it must not choose a Router path
+        # (content-policy or context-window fallback, no-retry 400) that only Alipay's signed word may.
+        import litellm
+
+        cls = litellm.BadGatewayError
+    return _build(cls, message, model, provider, code, sub_code, trace_id)
 
 
 def _build(cls: type, message: str, model: str, provider: str, code: str | None,

@@ -7,24 +7,31 @@ of OpenAI shapes: the provider hands it a ``biz_content`` dict and gets verified
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 from . import protocol
 from .errors import (
     AlipayError,
+    ConfigurationError,
     ProtocolError,
+    ReadTimeoutError,
     SignatureError,
     TenantMismatchError,
+    _build,
     gateway_error,
     local_error,
     redact,
 )
-from .guards import Guards, deadline_after
+from .guards import Guards, remaining
 from .pricing import Cost, PricingConfig, price_chat, price_embedding, shared_counter
 from .resilience import TokenManager
+from .resilience.tokens import EXCHANGE_DEADLINE
 from .settings import AlipaySettings
 from .signing import (
     aes_decrypt,
@@ -34,7 +41,7 @@ from .signing import (
     v3_verify,
     verify_response,
 )
-from .streaming import StreamVerifier, is_event_stream
+from .streaming import StreamVerifier, check_actions, is_event_stream
 from .transport import HttpRequest, HttpResponse, async_transport, sync_transport
 from .user_auth import UserAuth
 
@@ -42,6 +49,7 @@ logger = logging.getLogger("litellm_alipay")
 logger.addHandler(logging.NullHandler())
 
 _V2_HEADERS = {"Accept": "application/json, text/event-stream"}
+timeout_at = asyncio.timeout_at  # Python 3.11+ (the versions CI runs)
 _OAUTH_NODE = f'"{response_node_name(protocol.METHOD_OAUTH)}"'.encode()
 #: Request parameters that carry the conversation: logged only with ``log_payloads``.
 _PAYLOAD_PARAMS = frozenset({"biz_content", "messages", "input"})
@@ -62,6 +70,15 @@ class Gateway:
         }
 
     # ------------------------------------------------------------------------------ request side
+    def _request(self, method: str, biz: Mapping[str, Any] | None, model: str, *, auth_token: str | None,
+                 read_timeout: float | None, extra: Mapping[str, str] | None = None
+                 ) -> tuple[HttpRequest, dict[str, str]]:
+        """``build_request`` with a bad combination reported as the LiteLLM error naming the setting."""
+        try:
+            return self.build_request(method, biz, auth_token=auth_token, read_timeout=read_timeout, extra=extra)
+        except AlipayError as exc:
+            raise local_error(exc, model=model, provider=self.provider) from None
+
     def build_request(
         self, method: str, biz_content: Mapping[str, Any] | None, *, auth_token: str | None = None,
         read_timeout: float | None = None, extra: Mapping[str, str] | None = None,
@@ -73,6 +90,9 @@ class Gateway:
         s = self.settings
         timeout = min(read_timeout, s.read_timeout) if read_timeout else s.read_timeout
         if s.protocol == "v3" and method in protocol.V3_PATHS:
+            if auth_token:  # A7 defines no user-token header: refuse rather than drop it silently
+                raise ConfigurationError("auth_token", "user tokens are not supported with protocol: v3; "
+                                         "use protocol: v2 for calls on a user's behalf")
             return self._build_v3(method, biz_content or {}, timeout), dict(biz_content or {})
         biz_text = None
         if biz_content is not None:
@@ -111,20 +131,44 @@ class Gateway:
         )
 
     # ----------------------------------------------------------------------------- response side
-    def parse_response(self, method: str, response: HttpResponse, model: str) -> dict[str, Any]:
+    def parse_response(self, method: str, response: HttpResponse, model: str,
+                       biz: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The verified success node, or the LiteLLM exception for what went wrong."""
         if self.settings.protocol == "v3" and method in protocol.V3_PATHS:
             return self._parse_v3(response, model)
         if response.status >= 500:
-            raise gateway_error({"code": "20000", "sub_msg": f"HTTP {response.status}"},
+            raise gateway_error({"code": "20000", "sub_msg": f"HTTP {response.status} from {self._where()}"},
                                 model=model, status=response.status, provider=self.provider)
+        if not response.content.lstrip().startswith(b"{"):
+            raise self._not_alipay(response, model)
         node = self._verified_node(method, response.content, model)
         if (method == protocol.METHOD_OAUTH and "access_token" in node and not node.get("sub_code")
                 and not node.get("_unsigned") and _OAUTH_NODE in response.content):
             return node  # the real gateway's token node carries no code 10000; only its signed node counts
         if response.status == 429 or not protocol.is_success(node):
             raise gateway_error(node, model=model, status=response.status, provider=self.provider)
+        if biz is not None:
+            try:
+                check_actions(node, biz.get("out_request_no"))
+            except AlipayError as exc:
+                raise local_error(exc, model=model, provider=self.provider) from None
         return node
+
+    def _where(self) -> str:
+        return self.settings.gateway_url.partition("?")[0]
+
+    def _not_alipay(self, response: HttpResponse, model: str) -> Exception:
+        """A wrong ``api_base``, an HTML error page or a proxy's answer: say so, not "signature failed"."""
+        import litellm
+
+        kind = (response.headers.get("content-type") or "no content type").split(";")[0]
+        message = (f"Alipay not-alipay: {self._where()} answered HTTP {response.status} ({kind}), not an Alipay "
+                   "gateway response: check api_base (…/gateway.do) and any HTTP proxy in between")
+        cls = {404: litellm.NotFoundError, 401: litellm.AuthenticationError,
+               403: litellm.PermissionDeniedError}.get(response.status, litellm.APIConnectionError)
+        if 400 <= response.status < 500 and cls is litellm.APIConnectionError:
+            cls = litellm.BadRequestError
+        return _build(cls, message, model, self.provider, "not-alipay", None, None)
 
     def _verified_node(self, method: str, body: bytes, model: str) -> dict[str, Any]:
         s = self.settings
@@ -183,14 +227,15 @@ class Gateway:
     # ----------------------------------------------------------------------------- user tokens
     @property
     def tokens(self) -> TokenManager:
-        """OAuth user tokens (A8), exchanged once, refreshed before expiry, one refresh in flight."""
+        """OAuth user tokens (A8) of this app, shared by every deployment of it in the process (and,
+        with ``redis_url``, single-flight across processes): exchanged once, refreshed before expiry."""
         if self._tokens is None:
-            self._tokens = TokenManager(self._exchange)
+            self._tokens = _token_manager(self)
         return self._tokens
 
     async def _exchange(self, grant_type: str, value: str) -> dict[str, Any]:
         field = "code" if grant_type == "authorization_code" else "refresh_token"
-        return await self.acall(protocol.METHOD_OAUTH, None, "oauth",
+        return await self.acall(protocol.METHOD_OAUTH, None, "oauth", deadline=EXCHANGE_DEADLINE.get(),
                                 extra={"grant_type": grant_type, field: value})
 
     def check_owner(self, auth: UserAuth, token: str, model: str) -> str:
@@ -204,55 +249,93 @@ class Gateway:
         return token
 
     def call_as_user(self, method: str, biz: Mapping[str, Any], model: str, auth: UserAuth, *,
-                     timeout: float | None = None) -> dict[str, Any]:
+                     timeout: float | None = None, deadline: float | None = None) -> dict[str, Any]:
         """A call on a user's behalf: a given ``auth_token`` as is, else one from the token manager,
-        refreshed and retried once after ``20001 aop.auth-token-time-out``."""
+        refreshed and retried once after ``20001 aop.auth-token-time-out``; one deadline for it all."""
+        deadline = self._deadline(deadline, timeout)
         if auth.auth_token:
-            return self.call(method, biz, model, timeout=timeout, auth_token=auth.auth_token)
-        return self.tokens.with_token_retry_sync(
-            auth.key, lambda token: self.call(method, biz, model, timeout=timeout,
-                                              auth_token=self.check_owner(auth, token, model)),
-            auth_code=auth.auth_code, refresh_token=auth.refresh_token)
+            return self.call(method, biz, model, deadline=deadline, auth_token=auth.auth_token)
+        try:
+            return self.tokens.with_token_retry_sync(
+                auth.key, lambda token: self.call(method, biz, model, deadline=deadline,
+                                                  auth_token=self.check_owner(auth, token, model)),
+                auth_code=auth.auth_code, refresh_token=auth.refresh_token, deadline=deadline)
+        except TimeoutError:
+            raise self._late(model, deadline) from None
 
     async def acall_as_user(self, method: str, biz: Mapping[str, Any], model: str, auth: UserAuth, *,
-                            timeout: float | None = None) -> dict[str, Any]:
+                            timeout: float | None = None, deadline: float | None = None) -> dict[str, Any]:
+        deadline = self._deadline(deadline, timeout)
         if auth.auth_token:
-            return await self.acall(method, biz, model, timeout=timeout, auth_token=auth.auth_token)
+            return await self.acall(method, biz, model, deadline=deadline, auth_token=auth.auth_token)
 
         async def call(token: str) -> dict[str, Any]:
-            return await self.acall(method, biz, model, timeout=timeout,
+            return await self.acall(method, biz, model, deadline=deadline,
                                     auth_token=self.check_owner(auth, token, model))
 
-        return await self.tokens.with_token_retry(
-            auth.key, call, auth_code=auth.auth_code, refresh_token=auth.refresh_token)
+        EXCHANGE_DEADLINE.set(deadline)
+        try:
+            async with timeout_at(deadline):
+                return await self.tokens.with_token_retry(
+                    auth.key, call, auth_code=auth.auth_code, refresh_token=auth.refresh_token)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise self._late(model, deadline) from None
 
-    async def astream_token(self, auth: UserAuth | None, model: str = "") -> str | None:
+    async def astream_token(self, auth: UserAuth | None, model: str = "", deadline: float | None = None
+                            ) -> str | None:
         """The token a stream is opened with (a stream is not retried once it has started)."""
         if auth is None or auth.auth_token:
             return auth.auth_token if auth else None
-        token = await self.tokens.get_token(auth.key, auth_code=auth.auth_code, refresh_token=auth.refresh_token)
+        deadline = self._deadline(deadline, None)
+        EXCHANGE_DEADLINE.set(deadline)
+        try:
+            async with timeout_at(deadline):
+                token = await self.tokens.get_token(auth.key, auth_code=auth.auth_code,
+                                                    refresh_token=auth.refresh_token)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise self._late(model, deadline) from None
         return self.check_owner(auth, token, model)
 
-    def stream_token(self, auth: UserAuth | None, model: str = "") -> str | None:
+    def stream_token(self, auth: UserAuth | None, model: str = "", deadline: float | None = None) -> str | None:
         if auth is None or auth.auth_token:
             return auth.auth_token if auth else None
-        token = self.tokens.get_token_sync(auth.key, auth_code=auth.auth_code, refresh_token=auth.refresh_token)
+        deadline = self._deadline(deadline, None)
+        try:
+            token = self.tokens.get_token_sync(auth.key, auth_code=auth.auth_code, refresh_token=auth.refresh_token,
+                                               deadline=deadline)
+        except TimeoutError:
+            raise self._late(model, deadline) from None
         return self.check_owner(auth, token, model)
 
     # ------------------------------------------------------------------------------------ cost
     def chat_cost(self, usage: Mapping[str, Any], actions: list | None) -> Cost:
-        """B6 cost of one chat call, at its place in the app's month (Redis-shared when configured)."""
-        return price_chat(usage, actions, self.pricing, self.counter.book(self.settings.app_id))
+        """B6 cost of one chat call, at its place in the app's month (Redis-shared when configured).
+
+        Bookkeeping never fails a call: if the count cannot be had, the call is priced at the month's
+        first tier and a WARNING says so."""
+        try:
+            return price_chat(usage, actions, self.pricing, self.counter.book(self.settings.app_id))
+        except Exception as exc:  # noqa: BLE001
+            return _unpriced(exc, lambda: price_chat(usage, actions, self.pricing, 1))
 
     async def achat_cost(self, usage: Mapping[str, Any], actions: list | None) -> Cost:
-        return price_chat(usage, actions, self.pricing, await self.counter.abook(self.settings.app_id))
+        try:
+            return price_chat(usage, actions, self.pricing, await self.counter.abook(self.settings.app_id))
+        except Exception as exc:  # noqa: BLE001
+            return _unpriced(exc, lambda: price_chat(usage, actions, self.pricing, 1))
 
     def embedding_cost(self, usages: list[Mapping[str, Any]]) -> Cost:
-        return price_embedding(usages, self.pricing, self.counter.book(self.settings.app_id, len(usages)))
+        try:
+            return price_embedding(usages, self.pricing, self.counter.book(self.settings.app_id, len(usages)))
+        except Exception as exc:  # noqa: BLE001
+            return _unpriced(exc, lambda: price_embedding(usages, self.pricing, 1))
 
     async def aembedding_cost(self, usages: list[Mapping[str, Any]]) -> Cost:
-        position = await self.counter.abook(self.settings.app_id, len(usages))
-        return price_embedding(usages, self.pricing, position)
+        try:
+            position = await self.counter.abook(self.settings.app_id, len(usages))
+            return price_embedding(usages, self.pricing, position)
+        except Exception as exc:  # noqa: BLE001
+            return _unpriced(exc, lambda: price_embedding(usages, self.pricing, 1))
 
     # ----------------------------------------------------------------------------------- calls
     def _fail(self, method: str, params: Mapping[str, Any], exc: BaseException, model: str,
@@ -261,87 +344,114 @@ class Gateway:
         self.log_failure(method, params, exc, response)
         return local_error(exc, model=model, provider=self.provider) if isinstance(exc, AlipayError) else exc
 
-    def call(self, method: str, biz: Mapping[str, Any] | None, model: str, *,
-             timeout: float | None = None, auth_token: str | None = None,
-             extra: Mapping[str, str] | None = None) -> dict[str, Any]:
-        tenant = self.guards.tenant((biz or {}).get("user_id"))
+    def deadline_for(self, seconds: float | None) -> float:
+        """The deadline of a call: its LiteLLM ``timeout`` when given, else the ``read_timeout`` budget."""
+        return time.monotonic() + (seconds or self.settings.read_timeout)
+
+    def _deadline(self, deadline: float | None, timeout: float | None) -> float:
+        """The call's one deadline: given, else ``timeout``, else the deployment's ``read_timeout``."""
+        return deadline if deadline is not None else time.monotonic() + (timeout or self.settings.read_timeout)
+
+    def _admit(self, model: str, biz: Mapping[str, Any] | None, deadline: float) -> tuple[str, bool]:
+        key = self.guards.key(model, (biz or {}).get("user_id"))
         try:
-            self.guards.before(tenant, deadline_after(timeout or self.settings.read_timeout))
+            return key, self.guards.before(key, deadline)
         except AlipayError as exc:
             raise local_error(exc, model=model, provider=self.provider) from None
+
+    async def _aadmit(self, model: str, biz: Mapping[str, Any] | None, deadline: float) -> tuple[str, bool]:
+        key = self.guards.key(model, (biz or {}).get("user_id"))
+        try:
+            return key, await self.guards.abefore(key, deadline)
+        except AlipayError as exc:
+            raise local_error(exc, model=model, provider=self.provider) from None
+
+    def _late(self, model: str, deadline: float) -> Exception:
+        return local_error(ReadTimeoutError(f"no answer within the call's deadline ({_budget_text(deadline)})"),
+                           model=model, provider=self.provider)
+
+    def call(self, method: str, biz: Mapping[str, Any] | None, model: str, *,
+             timeout: float | None = None, deadline: float | None = None, auth_token: str | None = None,
+             extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+        deadline = self._deadline(deadline, timeout)
+        key, trial = self._admit(model, biz, deadline)
         failure: BaseException | None = None
         try:
-            return self._call_once(method, biz, model, timeout, auth_token, extra)
+            return self._call_once(method, biz, model, deadline, auth_token, extra)
         except BaseException as exc:
             failure = exc
             raise
         finally:
-            self.guards.after(tenant, failure)
+            self.guards.after(key, failure, trial)
 
-    def _call_once(self, method: str, biz: Mapping[str, Any] | None, model: str, timeout: float | None,
+    def _call_once(self, method: str, biz: Mapping[str, Any] | None, model: str, deadline: float,
                    auth_token: str | None, extra: Mapping[str, str] | None) -> dict[str, Any]:
-        request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout,
-                                             extra=extra)
+        left = remaining(deadline)
+        if not left:
+            raise self._late(model, deadline)
+        request, params = self._request(method, biz, model, auth_token=auth_token, read_timeout=left, extra=extra)
         transport = sync_transport(self.settings.pool_size, self.settings.http2)
         response = None
         try:
             response = transport.send(request)
-            return self.parse_response(method, response, model)
+            return self.parse_response(method, response, model, biz)
         except Exception as exc:
             raise self._fail(method, params, exc, model, response) from None
 
     async def acall(self, method: str, biz: Mapping[str, Any] | None, model: str, *,
-                    timeout: float | None = None, auth_token: str | None = None,
+                    timeout: float | None = None, deadline: float | None = None, auth_token: str | None = None,
                     extra: Mapping[str, str] | None = None) -> dict[str, Any]:
-        tenant = self.guards.tenant((biz or {}).get("user_id"))
-        try:
-            await self.guards.abefore(tenant, deadline_after(timeout or self.settings.read_timeout))
-        except AlipayError as exc:
-            raise local_error(exc, model=model, provider=self.provider) from None
+        deadline = self._deadline(deadline, timeout)
+        key, trial = await self._aadmit(model, biz, deadline)
         failure: BaseException | None = None
         try:
-            return await self._acall_once(method, biz, model, timeout, auth_token, extra)
+            try:
+                async with timeout_at(deadline):
+                    return await self._acall_once(method, biz, model, deadline, auth_token, extra)
+            except (TimeoutError, asyncio.TimeoutError):
+                raise self._late(model, deadline) from None
         except BaseException as exc:
             failure = exc
             raise
         finally:
-            await self.guards.aafter(tenant, failure)
+            await self.guards.aafter(key, failure, trial)
 
-    async def _acall_once(self, method: str, biz: Mapping[str, Any] | None, model: str, timeout: float | None,
+    async def _acall_once(self, method: str, biz: Mapping[str, Any] | None, model: str, deadline: float,
                           auth_token: str | None, extra: Mapping[str, str] | None) -> dict[str, Any]:
-        request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout,
-                                             extra=extra)
+        request, params = self._request(method, biz, model, auth_token=auth_token,
+                                        read_timeout=remaining(deadline), extra=extra)
         s = self.settings
         transport = async_transport(s.transport, s.pool_size, s.http2)
         response = None
         try:
             response = await transport.send(request)
-            return self.parse_response(method, response, model)
+            return self.parse_response(method, response, model, biz)
         except Exception as exc:
             raise self._fail(method, params, exc, model, response) from None
 
     # ------------------------------------------------------------------------------- streaming
     def stream(self, biz: Mapping[str, Any], model: str, *, timeout: float | None = None,
-               auth_token: str | None = None) -> Iterator[dict[str, Any]]:
-        """B3 chunk dicts as they arrive; raises at the end unless the ``sign`` event verifies."""
-        tenant = self.guards.tenant(biz.get("user_id"))
-        try:
-            self.guards.before(tenant, deadline_after(timeout or self.settings.read_timeout))
-        except AlipayError as exc:
-            raise local_error(exc, model=model, provider=self.provider) from None
+               deadline: float | None = None, auth_token: str | None = None) -> Iterator[dict[str, Any]]:
+        """B3 chunk dicts as they arrive; raises at the end unless the ``sign`` event verifies, and at the
+        deadline however the gateway trickles."""
+        deadline = self._deadline(deadline, timeout)
+        key, trial = self._admit(model, biz, deadline)
         failure: BaseException | None = None
         try:
-            yield from self._stream_once(biz, model, timeout, auth_token)
+            yield from self._stream_once(biz, model, deadline, auth_token)
         except BaseException as exc:
             failure = exc
             raise
         finally:
-            self.guards.after(tenant, failure)
+            self.guards.after(key, failure, trial)
 
-    def _stream_once(self, biz: Mapping[str, Any], model: str, timeout: float | None,
+    def _stream_once(self, biz: Mapping[str, Any], model: str, deadline: float,
                      auth_token: str | None) -> Iterator[dict[str, Any]]:
         method = protocol.METHOD_CHAT
-        request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout)
+        left = remaining(deadline)
+        if not left:
+            raise self._late(model, deadline)
+        request, params = self._request(method, biz, model, auth_token=auth_token, read_timeout=left)
         transport = sync_transport(self.settings.pool_size, self.settings.http2)
         try:
             response = transport.send(request, stream=True)
@@ -352,9 +462,11 @@ class Gateway:
                 content = b"".join(response)
                 self.parse_response(method, HttpResponse(response.status, response.headers, content), model)
                 raise ProtocolError("a streaming request was answered without a stream")
-            verifier = StreamVerifier(self, model)
-            decoder = protocol.SSEDecoder(self.settings.charset)
+            verifier, decoder = self._verifier(model, biz), protocol.SSEDecoder(self.settings.charset)
             for raw in response:
+                if time.monotonic() > deadline:
+                    raise ReadTimeoutError(f"the stream did not finish within the call's deadline "
+                                           f"({_budget_text(deadline)})")
                 for event in decoder.feed(raw):
                     chunk = verifier.accept(event)
                     if chunk is not None:
@@ -366,30 +478,31 @@ class Gateway:
             response.close()
 
     async def astream(self, biz: Mapping[str, Any], model: str, *, timeout: float | None = None,
-                      auth_token: str | None = None) -> AsyncIterator[dict[str, Any]]:
-        tenant = self.guards.tenant(biz.get("user_id"))
-        try:
-            await self.guards.abefore(tenant, deadline_after(timeout or self.settings.read_timeout))
-        except AlipayError as exc:
-            raise local_error(exc, model=model, provider=self.provider) from None
+                      deadline: float | None = None, auth_token: str | None = None
+                      ) -> AsyncIterator[dict[str, Any]]:
+        deadline = self._deadline(deadline, timeout)
+        key, trial = await self._aadmit(model, biz, deadline)
         failure: BaseException | None = None
         try:
-            async for chunk in self._astream_once(biz, model, timeout, auth_token):
+            async for chunk in self._astream_once(biz, model, deadline, auth_token):
                 yield chunk
         except BaseException as exc:
             failure = exc
             raise
         finally:
-            await self.guards.aafter(tenant, failure)
+            await self.guards.aafter(key, failure, trial)
 
-    async def _astream_once(self, biz: Mapping[str, Any], model: str, timeout: float | None,
+    async def _astream_once(self, biz: Mapping[str, Any], model: str, deadline: float,
                             auth_token: str | None) -> AsyncIterator[dict[str, Any]]:
         method = protocol.METHOD_CHAT
-        request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout)
+        request, params = self._request(method, biz, model, auth_token=auth_token, read_timeout=remaining(deadline))
         s = self.settings
         transport = async_transport(s.transport, s.pool_size, s.http2)
         try:
-            response = await transport.send(request, stream=True)
+            async with timeout_at(deadline):
+                response = await transport.send(request, stream=True)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise self._late(model, deadline) from None
         except Exception as exc:
             raise self._fail(method, params, exc, model) from None
         try:
@@ -397,9 +510,17 @@ class Gateway:
                 content = b"".join([part async for part in response])
                 self.parse_response(method, HttpResponse(response.status, response.headers, content), model)
                 raise ProtocolError("a streaming request was answered without a stream")
-            verifier = StreamVerifier(self, model)
-            decoder = protocol.SSEDecoder(s.charset)
-            async for raw in response:
+            verifier, decoder = self._verifier(model, biz), protocol.SSEDecoder(s.charset)
+            parts = response.__aiter__()
+            while True:
+                try:  # one deadline for the whole stream: a gateway trickling comments cannot extend it
+                    async with timeout_at(deadline):
+                        raw = await parts.__anext__()
+                except StopAsyncIteration:
+                    break
+                except (TimeoutError, asyncio.TimeoutError):
+                    raise ReadTimeoutError(f"the stream did not finish within the call's deadline "
+                                           f"({_budget_text(deadline)})") from None
                 for event in decoder.feed(raw):
                     chunk = verifier.accept(event)
                     if chunk is not None:
@@ -409,6 +530,40 @@ class Gateway:
             raise self._fail(method, params, exc, model) from None
         finally:
             await response.aclose()
+
+    def _verifier(self, model: str, biz: Mapping[str, Any]) -> StreamVerifier:
+        verifier = StreamVerifier(self, model)
+        verifier.out_request_no = biz.get("out_request_no")
+        return verifier
+
+
+_token_managers: dict[tuple, TokenManager] = {}
+_token_lock = threading.Lock()
+
+
+def _token_manager(gateway: Gateway) -> TokenManager:
+    """One token manager per (gateway, app, Redis): a credential is exchanged once however many
+    deployments (models, transports) of the app share the process."""
+    s = gateway.settings
+    key = (s.gateway_url, s.app_id, s.redis_url)
+    with _token_lock:
+        found = _token_managers.get(key)
+        if found is None:
+            from .resilience.token_store import RedisTokenStore
+
+            store = RedisTokenStore(s.redis_url) if s.redis_url else None
+            found = _token_managers[key] = TokenManager(gateway._exchange, store=store)
+        return found
+
+
+def _unpriced(exc: BaseException, fallback: Any) -> Cost:
+    logger.warning("alipay cost: the month's request count is unavailable (%s); priced at the first tier",
+                   type(exc).__name__)
+    return fallback()
+
+
+def _budget_text(deadline: float) -> str:
+    return "deadline passed" if time.monotonic() >= deadline else f"{deadline - time.monotonic():.2f} s left"
 
 
 def _unverified_node(body: bytes, method: str, decrypt) -> dict[str, Any]:

@@ -454,5 +454,10 @@ def shared_counter(redis_url: str | None) -> MonthlyCounter:
     with _shared_lock:
         found = _shared.get(redis_url)
         if found is None:
-            found = _shared[redis_url] = monthly_counter(redis_url)
+            counter = monthly_counter(redis_url)
+            if redis_url:  # bookkeeping never fails a call: a local count while Redis is away
+                from .resilience.failopen import FailOpen
+
+                counter = FailOpen(counter, InMemoryMonthlyCounter(), "month counter")  # type: ignore[assignment]
+            found = _shared[redis_url] = counter
         return found

@@ -20,7 +20,7 @@ from litellm.types.utils import EmbeddingResponse, GenericStreamingChunk, ModelR
 
 from . import protocol, residency, transforms, trust
 from .action_ledger import Claim, ledger, redis_for
-from .errors import AlipayError, ConfigurationError, ReadTimeoutError, TenantMismatchError, local_error
+from .errors import AlipayError, ConfigurationError, TenantMismatchError, local_error
 from .gateway import Gateway
 from .pricing import Cost, stream_usage
 from .settings import CACHE_SIZE, AlipaySettings, settings_for, split_params
@@ -157,9 +157,9 @@ class AlipayLLM(CustomLLM):
                    timeout: Any = None, client: Any = None) -> ModelResponse:
         gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                         logging_obj, stream=False)
-        seconds = _seconds(timeout)
-        node = (gateway.call_as_user(protocol.METHOD_CHAT, biz, model, auth, timeout=seconds) if auth
-                else gateway.call(protocol.METHOD_CHAT, biz, model, timeout=seconds))
+        deadline = gateway.deadline_for(_seconds(timeout))
+        node = (gateway.call_as_user(protocol.METHOD_CHAT, biz, model, auth, deadline=deadline) if auth
+                else gateway.call(protocol.METHOD_CHAT, biz, model, deadline=deadline))
         response = transforms.chat_model_response(node, model_response, model)
         return _with_cost(response, gateway.chat_cost(node.get("usage") or {}, node.get("actions")))
 
@@ -170,10 +170,9 @@ class AlipayLLM(CustomLLM):
                           timeout: Any = None, client: Any = None) -> ModelResponse:
         gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                         logging_obj, stream=False)
-        seconds = _seconds(timeout)
-        call = (gateway.acall_as_user(protocol.METHOD_CHAT, biz, model, auth, timeout=seconds) if auth
-                else gateway.acall(protocol.METHOD_CHAT, biz, model, timeout=seconds))
-        node = await _deadline(call, seconds, model)
+        deadline = gateway.deadline_for(_seconds(timeout))
+        node = await (gateway.acall_as_user(protocol.METHOD_CHAT, biz, model, auth, deadline=deadline) if auth
+                      else gateway.acall(protocol.METHOD_CHAT, biz, model, deadline=deadline))
         response = transforms.chat_model_response(node, model_response, model)
         cost = await gateway.achat_cost(node.get("usage") or {}, node.get("actions"))
         return _with_cost(response, cost)
@@ -186,8 +185,9 @@ class AlipayLLM(CustomLLM):
         gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                         logging_obj, stream=True)
         transformer, tally = transforms.StreamTransformer(), _StreamTally()
-        token = gateway.stream_token(auth, model)
-        for chunk in gateway.stream(biz, model, timeout=_seconds(timeout), auth_token=token):
+        deadline = gateway.deadline_for(_seconds(timeout))
+        token = gateway.stream_token(auth, model, deadline)
+        for chunk in gateway.stream(biz, model, deadline=deadline, auth_token=token):
             yield from tally.release(transformer.chunks(chunk), chunk)
         usage, actions = tally.priced()
         yield from tally.finish(gateway.chat_cost(usage, actions))
@@ -200,8 +200,9 @@ class AlipayLLM(CustomLLM):
         gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                         logging_obj, stream=True)
         transformer, tally = transforms.StreamTransformer(), _StreamTally()
-        token = await gateway.astream_token(auth, model)
-        async for chunk in gateway.astream(biz, model, timeout=_seconds(timeout), auth_token=token):
+        deadline = gateway.deadline_for(_seconds(timeout))
+        token = await gateway.astream_token(auth, model, deadline)
+        async for chunk in gateway.astream(biz, model, deadline=deadline, auth_token=token):
             for out in tally.release(transformer.chunks(chunk), chunk):
                 yield out
         usage, actions = tally.priced()
@@ -228,8 +229,8 @@ class AlipayLLM(CustomLLM):
                   ) -> EmbeddingResponse:
         gateway, batches = self._embed_setup(model, input, optional_params, litellm_params, api_base,
                                              api_key, logging_obj)
-        seconds = _seconds(timeout)
-        nodes = [gateway.call(protocol.METHOD_EMBED, biz, model, timeout=seconds) for biz in batches]
+        deadline = gateway.deadline_for(_seconds(timeout))  # one deadline for every batch
+        nodes = [gateway.call(protocol.METHOD_EMBED, biz, model, deadline=deadline) for biz in batches]
         response = transforms.embedding_response(nodes, model_response, model)
         return _with_cost(response, gateway.embedding_cost([n.get("usage") or {} for n in nodes]))
 
@@ -239,9 +240,9 @@ class AlipayLLM(CustomLLM):
                          litellm_params: Any = None) -> EmbeddingResponse:
         gateway, batches = self._embed_setup(model, input, optional_params, litellm_params, api_base,
                                              api_key, logging_obj)
-        seconds = _seconds(timeout)
-        calls = [gateway.acall(protocol.METHOD_EMBED, biz, model, timeout=seconds) for biz in batches]
-        nodes = await _deadline(asyncio.gather(*calls), seconds, model)
+        deadline = gateway.deadline_for(_seconds(timeout))  # one deadline for every batch
+        nodes = await asyncio.gather(*[gateway.acall(protocol.METHOD_EMBED, biz, model, deadline=deadline)
+                                       for biz in batches])
         response = transforms.embedding_response(list(nodes), model_response, model)
         return _with_cost(response, await gateway.aembedding_cost([n.get("usage") or {} for n in nodes]))
 
@@ -327,22 +328,6 @@ def _seconds(timeout: Any) -> float | None:
         return None
     return seconds if math.isfinite(seconds) and seconds > 0 else None
 
-
-async def _deadline(awaitable: Any, seconds: float | None, model: str) -> Any:
-    """LiteLLM does not enforce ``timeout`` for custom handlers: the whole call gets it as a deadline."""
-    if seconds is None:
-        return await awaitable
-    try:
-        if _timeout_scope is not None:  # 3.11+: a timer on this task, no extra task per call
-            async with _timeout_scope(seconds):
-                return await awaitable
-        return await asyncio.wait_for(awaitable, seconds)
-    except TimeoutError:
-        raise local_error(ReadTimeoutError(f"no answer within the call's timeout of {seconds:g} s"),
-                          model=model, provider=PROVIDER) from None
-
-
-_timeout_scope = getattr(asyncio, "timeout", None)
 
 alipay_llm = AlipayLLM()
 

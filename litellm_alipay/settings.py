@@ -223,6 +223,9 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
     proto = str(raw["protocol"] or "v2").lower()
     if proto not in ("v2", "v3"):
         raise ConfigurationError("protocol", "must be v2 (gateway.do) or v3 (REST)")
+    if proto == "v3" and raw["encrypt_key"]:
+        raise ConfigurationError("encrypt_key", "AES content encryption is defined for protocol v2 only (A9); "
+                                 "use protocol: v2 with encrypt_key, or drop encrypt_key for v3")
 
     sandbox = _bool("sandbox", raw["sandbox"] or False)
     gateway_url = str(raw["api_base"] or (protocol.SANDBOX_URL if sandbox else protocol.PRODUCTION_URL))

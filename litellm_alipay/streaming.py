@@ -26,20 +26,30 @@ class StreamVerifier:
         self._model = model
         self._payloads: list[str] = []
         self._signed = False
+        self._error: dict[str, Any] | None = None
+        self.out_request_no: str | None = None  # the one sent: returned actions must carry it
 
     def accept(self, event: protocol.SSEEvent) -> dict[str, Any] | None:
         if self._signed:
             raise ProtocolError("data arrived after the stream's sign event")
         if event.event == "sign":
             self._check_sign(event.data)
+            if self._error is not None:  # now authenticated: it may choose the Router's path
+                raise gateway_error(self._error, model=self._model, provider=self._gateway.provider)
             return None
         self._payloads.append(event.data)
         try:
             data = json.loads(event.data)
         except ValueError:
             raise ProtocolError("a stream event is not JSON") from None
+        if self._error is not None:
+            raise ProtocolError("data arrived after the stream's error event")
         if event.event == "error":
-            raise gateway_error(data, model=self._model, provider=self._gateway.provider)
+            # Unauthenticated until the sign event covers it: an unsigned error must not pick a fallback
+            # path (content policy, context window) that only a signed one may.
+            self._error = data if isinstance(data, dict) else {"code": "20000"}
+            return None
+        check_actions(data, self.out_request_no)
         return data
 
     def _check_sign(self, data: str) -> None:
@@ -60,7 +70,21 @@ class StreamVerifier:
 
     def finish(self, decoder: protocol.SSEDecoder) -> None:
         if not self._signed:
+            if self._error is not None:
+                raise ProtocolError("the stream's error event was never signed: unauthenticated")
             raise ProtocolError("the stream ended without its sign event: incomplete or forged")
+        if decoder.pending:
+            raise ProtocolError("bytes arrived after the stream's sign event")
+
+
+def check_actions(node: Mapping[str, Any], out_request_no: str | None) -> None:
+    """Actions that answer another request than the one sent are not this call's: refuse them."""
+    actions = node.get("actions")
+    if not actions or out_request_no is None:
+        return
+    for action in actions:
+        if isinstance(action, Mapping) and action.get("out_request_no") not in (None, out_request_no):
+            raise SignatureError("the answer's actions carry another out_request_no than the request sent")
 
 
 def is_event_stream(headers: Mapping[str, str]) -> bool:

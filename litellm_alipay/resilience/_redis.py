@@ -42,11 +42,20 @@ class LuaScript:
             return await client.eval(self.source, len(keys), *keys, *args)
 
 
-class RedisClients:
-    """One sync client and one async client per running event loop, all for one URL, made on first use."""
+#: Seconds a Redis command or connect may take before the caller falls back to in-process state.
+SOCKET_TIMEOUT = 0.5
 
-    def __init__(self, url: str) -> None:
+
+class RedisClients:
+    """One sync client and one async client per running event loop, all for one URL, made on first use.
+
+    Short socket timeouts: Redis carries shared bookkeeping, never a call's answer, so a slow Redis is
+    treated as an absent one (``failopen.py``) instead of delaying the call.
+    """
+
+    def __init__(self, url: str, timeout: float = SOCKET_TIMEOUT) -> None:
         self.url = url
+        self.timeout = timeout
         self._lock = threading.Lock()
         self._sync: Any = None
         # Weak keys: a closed, collected loop takes its client with it.
@@ -58,7 +67,8 @@ class RedisClients:
             if self._sync is None:
                 import redis
 
-                self._sync = redis.Redis.from_url(self.url)
+                self._sync = redis.Redis.from_url(self.url, socket_timeout=self.timeout,
+                                                  socket_connect_timeout=self.timeout)
             return self._sync
 
     def for_running_loop(self) -> Any:
@@ -69,7 +79,8 @@ class RedisClients:
             if client is None:
                 import redis.asyncio
 
-                client = redis.asyncio.Redis.from_url(self.url)
+                client = redis.asyncio.Redis.from_url(self.url, socket_timeout=self.timeout,
+                                                      socket_connect_timeout=self.timeout)
                 self._async[loop] = client
             return client
 

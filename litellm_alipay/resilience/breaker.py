@@ -85,12 +85,21 @@ class CircuitBreaker(ABC):
         """Admit a call or raise ``CircuitOpenError``; return True when the admitted call is the trial."""
 
     @abstractmethod
-    def record_success(self, key: str) -> None:
-        """The gateway answered: closes a half-open breaker."""
+    def record_success(self, key: str, trial: bool | None = None) -> None:
+        """The gateway answered: closes a half-open breaker.
+
+        ``trial`` says whether the call was the half-open trial (``before_call`` returned True): only the
+        trial decides a half-open breaker; a call admitted earlier and answering late says nothing about
+        the gateway now. ``None`` (unknown) counts as the trial.
+        """
 
     @abstractmethod
-    def record_failure(self, key: str) -> None:
-        """A SYSTEM_ERROR-class failure: counts toward opening; re-opens a half-open breaker."""
+    def record_failure(self, key: str, trial: bool | None = None) -> None:
+        """A SYSTEM_ERROR-class failure: counts toward opening; the trial's re-opens a half-open breaker."""
+
+    @abstractmethod
+    def release_trial(self, key: str) -> None:
+        """The admitted trial was never sent (refused locally, cancelled): admit another one at once."""
 
     @abstractmethod
     def state(self, key: str) -> str:
@@ -100,13 +109,17 @@ class CircuitBreaker(ABC):
         """Async ``before_call``."""
         return self.before_call(key)
 
-    async def arecord_success(self, key: str) -> None:
+    async def arecord_success(self, key: str, trial: bool | None = None) -> None:
         """Async ``record_success``."""
-        self.record_success(key)
+        self.record_success(key, trial)
 
-    async def arecord_failure(self, key: str) -> None:
+    async def arecord_failure(self, key: str, trial: bool | None = None) -> None:
         """Async ``record_failure``."""
-        self.record_failure(key)
+        self.record_failure(key, trial)
+
+    async def arelease_trial(self, key: str) -> None:
+        """Async ``release_trial``."""
+        self.release_trial(key)
 
     async def astate(self, key: str) -> str:
         """Async ``state``."""
@@ -147,19 +160,19 @@ class MemoryBreaker(CircuitBreaker):
             st.trial_until = now + self.trial_timeout
             return True
 
-    def record_success(self, key: str) -> None:
+    def record_success(self, key: str, trial: bool | None = None) -> None:
         with self._lock:
             now = self._clock()
             st = self._states.get(key)
-            if st is not None and st.open_until is not None and now >= st.open_until:
+            if st is not None and st.open_until is not None and now >= st.open_until and trial is not False:
                 del self._states[key]  # half-open -> closed, failure history cleared
 
-    def record_failure(self, key: str) -> None:
+    def record_failure(self, key: str, trial: bool | None = None) -> None:
         with self._lock:
             now = self._clock()
             st = self._states.setdefault(key, _State())
             if st.open_until is not None:
-                if now >= st.open_until:  # half-open: the probe failed
+                if now >= st.open_until and trial is not False:  # half-open: the probe failed
                     st.open_until, st.trial_until = now + self.cooldown, None
                 return
             st.failures.append(now)
@@ -168,6 +181,12 @@ class MemoryBreaker(CircuitBreaker):
             if len(st.failures) >= self.threshold:
                 st.failures.clear()
                 st.open_until, st.trial_until = now + self.cooldown, None
+
+    def release_trial(self, key: str) -> None:
+        with self._lock:
+            st = self._states.get(key)
+            if st is not None:
+                st.trial_until = None
 
     def state(self, key: str) -> str:
         with self._lock:
@@ -179,8 +198,10 @@ class MemoryBreaker(CircuitBreaker):
 
 _BREAKER_LUA = server_time_us_lua() + """
 -- KEYS[1]: hash {open_until, trial_until} (absent = closed); KEYS[2]: list of recent failure times.
--- ARGV: op, threshold, window_us, cooldown_us, trial_us, keep_ms.  Reply: {status, retry_after_us}.
+-- ARGV: op, threshold, window_us, cooldown_us, trial_us, keep_ms, trial ("0": a call admitted before the
+-- half-open state, whose outcome does not decide it).  Reply: {status, retry_after_us}.
 local op = ARGV[1]
+local is_trial = ARGV[7] ~= '0'
 local threshold = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
 local cooldown = tonumber(ARGV[4])
@@ -206,11 +227,14 @@ elseif op == 'before' then
   redis.call('PEXPIRE', KEYS[1], keep)
   return {1, 0}
 elseif op == 'success' then
-  if open_until >= 0 and now >= open_until then redis.call('DEL', KEYS[1], KEYS[2]) end
+  if open_until >= 0 and now >= open_until and is_trial then redis.call('DEL', KEYS[1], KEYS[2]) end
+  return {0, 0}
+elseif op == 'release' then
+  redis.call('HDEL', KEYS[1], 'trial_until')
   return {0, 0}
 elseif op == 'failure' then
   if open_until >= 0 then
-    if now >= open_until then open() end
+    if now >= open_until and is_trial then open() end
     return {0, 0}
   end
   redis.call('RPUSH', KEYS[2], fmt(now))
@@ -244,20 +268,20 @@ class RedisBreaker(CircuitBreaker):
         self.idle_ttl = idle_ttl
         self._clients = RedisClients(redis_url)
 
-    def _keys_args(self, key: str, op: str) -> tuple[list[str], list[str]]:
+    def _keys_args(self, key: str, op: str, trial: bool | None = None) -> tuple[list[str], list[str]]:
         keep_ms = int((self.cooldown + self.trial_timeout + self.idle_ttl) * 1000) + 1
         keys = [f"{self.prefix}{{{key}}}:state", f"{self.prefix}{{{key}}}:failures"]
         args = [op, str(self.threshold), str(int(self.window * 1e6)), str(int(self.cooldown * 1e6)),
-                str(int(self.trial_timeout * 1e6)), str(keep_ms)]
+                str(int(self.trial_timeout * 1e6)), str(keep_ms), "0" if trial is False else "1"]
         return keys, args
 
-    def _run(self, key: str, op: str) -> tuple[int, int]:
-        keys, args = self._keys_args(key, op)
+    def _run(self, key: str, op: str, trial: bool | None = None) -> tuple[int, int]:
+        keys, args = self._keys_args(key, op, trial)
         status, retry_us = _BREAKER.run(self._clients.sync(), keys, args)
         return int(status), int(retry_us)
 
-    async def _arun(self, key: str, op: str) -> tuple[int, int]:
-        keys, args = self._keys_args(key, op)
+    async def _arun(self, key: str, op: str, trial: bool | None = None) -> tuple[int, int]:
+        keys, args = self._keys_args(key, op, trial)
         status, retry_us = await _BREAKER.arun(self._clients.for_running_loop(), keys, args)
         return int(status), int(retry_us)
 
@@ -274,17 +298,23 @@ class RedisBreaker(CircuitBreaker):
     async def abefore_call(self, key: str) -> bool:
         return self._admit(key, await self._arun(key, "before"))
 
-    def record_success(self, key: str) -> None:
-        self._run(key, "success")
+    def record_success(self, key: str, trial: bool | None = None) -> None:
+        self._run(key, "success", trial)
 
-    async def arecord_success(self, key: str) -> None:
-        await self._arun(key, "success")
+    async def arecord_success(self, key: str, trial: bool | None = None) -> None:
+        await self._arun(key, "success", trial)
 
-    def record_failure(self, key: str) -> None:
-        self._run(key, "failure")
+    def record_failure(self, key: str, trial: bool | None = None) -> None:
+        self._run(key, "failure", trial)
 
-    async def arecord_failure(self, key: str) -> None:
-        await self._arun(key, "failure")
+    async def arecord_failure(self, key: str, trial: bool | None = None) -> None:
+        await self._arun(key, "failure", trial)
+
+    def release_trial(self, key: str) -> None:
+        self._run(key, "release")
+
+    async def arelease_trial(self, key: str) -> None:
+        await self._arun(key, "release")
 
     def state(self, key: str) -> str:
         return (CLOSED, OPEN, HALF_OPEN)[self._run(key, "state")[0]]

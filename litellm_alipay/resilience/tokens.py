@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import logging
 import math
 import threading
@@ -39,6 +40,9 @@ from ..errors import ConfigurationError, ProtocolError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: The deadline (``time.monotonic()``) of the call that starts an exchange: the exchange inherits it.
+EXCHANGE_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("alipay_exchange_deadline",
+                                                                                  default=None)
 Exchange = Callable[[str, str], Awaitable[Mapping[str, Any]]]
 
 # 20001 sub_codes that mean "this user token is no longer good": refresh once and retry once.
@@ -104,8 +108,10 @@ class TokenManager:
         clock: Callable[[], float] = time.monotonic,
         refresh_window: float = 1800.0,
         retry_backoff: float = 30.0,
+        store: Any = None,
     ) -> None:
         self._exchange = exchange
+        self._store = store  # RedisTokenStore: single flight across processes (token_store.py)
         self._clock = clock
         self.refresh_window = refresh_window
         self.retry_backoff = retry_backoff
@@ -201,28 +207,39 @@ class TokenManager:
     # ------------------------------------------------------------------ sync facade
     def get_token_sync(
         self, key: str, *, auth_code: str | None = None, refresh_token: str | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None, deadline: float | None = None,
     ) -> str:
-        """Blocking ``get_token`` for the sync path; runs on the manager's private event-loop thread."""
+        """Blocking ``get_token`` for the sync path; runs on the manager's private event-loop thread.
+
+        With ``deadline`` (``time.monotonic()`` seconds) the wait ends there with ``TimeoutError``.
+        """
         loop = self._private_loop()
-        future = asyncio.run_coroutine_threadsafe(
-            self.get_token(key, auth_code=auth_code, refresh_token=refresh_token), loop
-        )
-        return future.result(timeout)
+
+        async def run() -> str:
+            EXCHANGE_DEADLINE.set(deadline)
+            return await self.get_token(key, auth_code=auth_code, refresh_token=refresh_token)
+
+        future = asyncio.run_coroutine_threadsafe(run(), loop)
+        if deadline is not None:
+            timeout = max(0.0, deadline - time.monotonic())
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError("no user token within the call's deadline") from None
 
     def with_token_retry_sync(
         self, key: str, call: Callable[[str], T], *, auth_code: str | None = None,
-        refresh_token: str | None = None,
+        refresh_token: str | None = None, deadline: float | None = None,
     ) -> T:
         """Blocking ``with_token_retry`` where ``call`` is a plain function."""
-        token = self.get_token_sync(key, auth_code=auth_code, refresh_token=refresh_token)
+        token = self.get_token_sync(key, auth_code=auth_code, refresh_token=refresh_token, deadline=deadline)
         try:
             return call(token)
         except Exception as exc:
             if getattr(exc, "sub_code", None) not in TOKEN_EXPIRED_SUB_CODES:
                 raise
             self.invalidate(key, token)
-        return call(self.get_token_sync(key))
+        return call(self.get_token_sync(key, deadline=deadline))
 
     def close(self) -> None:
         """Stop the private loop thread of the sync facade, if it was started."""
@@ -277,7 +294,12 @@ class TokenManager:
     ) -> None:
         started = self._clock()
         try:
-            raw = await self._exchange(grant_type, value)
+            if self._store is not None:
+                raw = await self._store.exchange_once(
+                    key, grant_type, previous.access_token if previous else None,
+                    lambda: self._exchange(grant_type, value), EXCHANGE_DEADLINE.get())
+            else:
+                raw = await self._exchange(grant_type, value)
             entry = parse_token(raw, started, previous.refresh_token if previous else None)
         except BaseException as exc:
             with self._lock:

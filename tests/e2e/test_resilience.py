@@ -68,16 +68,18 @@ def test_half_open_breaker_lets_one_trial_through_and_closes_on_success(deployme
     for _ in range(3):
         with pytest.raises(litellm.ServiceUnavailableError):
             litellm.completion(model="alipay/ant-fin-chat", messages=ASK, **fast)
-    from litellm_alipay.guards import _breakers
+    from litellm_alipay.guards import Guards
+    from litellm_alipay.settings import settings_for
 
-    breaker = next(b for cfg, b in _breakers.items() if cfg[3] == 0.2)
-    assert breaker.state(deployment["app_id"]) == "open"
+    guards = Guards(settings_for(fast))
+    breaker, key = guards.breaker, guards.key("ant-fin-chat", None)  # per deployment (gateway, app, model)
+    assert breaker.state(key) == "open"
     deadline = time.monotonic() + 5
-    while breaker.state(deployment["app_id"]) == "open":  # bounded poll of the cooldown expiring
+    while breaker.state(key) == "open":  # bounded poll of the cooldown expiring
         assert time.monotonic() < deadline
     reply = litellm.completion(model="alipay/ant-fin-chat", messages=ASK, **fast)
     assert reply.choices[0].message.content == "You said: hello"
-    assert breaker.state(deployment["app_id"]) == "closed"
+    assert breaker.state(key) == "closed"
 
 
 async def test_payment_action_runs_once_when_the_connection_drops_after_execution(deployment, alipay_emulator):

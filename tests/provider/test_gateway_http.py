@@ -105,9 +105,11 @@ def test_unsigned_success_is_rejected_and_unsigned_error_is_reported():
     respx.post(url__startswith=URL).mock(
         return_value=httpx.Response(200, content=signed_body(err, error=True, sign=False))
     )
-    with pytest.raises(litellm.AuthenticationError) as info:
+    # Unauthenticated, so it cannot pick a Router path a signed answer would (here: a 401 cooldown); it is
+    # reported with Alipay's codes as a 502 (issue: failure semantics).
+    with pytest.raises(litellm.BadGatewayError) as info:
         Gateway(settings()).call(protocol.METHOD_CHAT, {"model": "m", "messages": []}, "m")
-    assert "unsigned" in str(info.value)
+    assert "unsigned" in str(info.value) and info.value.sub_code == "isv.invalid-app-id"
 
 
 @respx.mock
