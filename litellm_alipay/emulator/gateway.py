@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 
 from .. import protocol
-from ..payments import wire as payment_wire
 from ..errors import SignatureError
+from ..payments import wire as payment_wire
 from ..signing import BEIJING, aes_decrypt, aes_encrypt, parse_beijing_timestamp, verify_params
 from .config import AppConfig, FaultRule
 from .core import KNOWN_METHODS, Emulator, Refusal, dumps, invalid
