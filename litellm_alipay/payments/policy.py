@@ -1,0 +1,183 @@
+"""What a deployment lets the toolkit do: read-only by default, money-moving actions by name, refund
+caps per call and per day (the day's total shared through Redis when configured), confirmation.
+
+Refusals are ``PolicyError``: typed, naming the setting that refused and what would allow it, and
+raised before anything is sent.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..errors import AlipayError, ConfigurationError
+from ..resilience._redis import LuaScript, RedisClients
+from ..signing import BEIJING
+from . import wire
+
+#: tool name -> the method behind it
+ACTIONS: dict[str, str] = {
+    "query_payment": wire.QUERY, "query_refund": wire.REFUND_QUERY, "bill_download_url": wire.BILL_URL,
+    "refund": wire.REFUND, "close_payment": wire.CLOSE, "cancel_payment": wire.CANCEL,
+    "create_payment": wire.PRECREATE,
+}
+READ_ONLY = frozenset({"query_payment", "query_refund", "bill_download_url"})
+_BY_METHOD = {method: name for name, method in ACTIONS.items()}
+
+
+class PolicyError(AlipayError):
+    """The deployment's payment policy refuses this action; ``setting`` names what would allow it."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting = setting
+        super().__init__(f"{problem} (setting: {setting})")
+
+
+def _cap(name: str, value: Any) -> int | None:
+    return None if value in (None, "") else wire.cents(wire.amount(value, name))
+
+
+@dataclass(frozen=True)
+class PaymentPolicy:
+    """The payment settings of one deployment (``payments_*`` keys in ``from_mapping``)."""
+
+    enabled_actions: frozenset[str] = READ_ONLY
+    refund_cap_per_call: int | None = None  # cents
+    refund_cap_per_day: int | None = None  # cents, per app and Beijing day
+    confirm: bool = False
+    redis_url: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> PaymentPolicy:
+        """From ``enabled_actions`` (names or method names), ``refund_cap_per_call``,
+        ``refund_cap_per_day`` (yuan), ``confirm`` and ``redis_url``; unknown keys are refused."""
+        known = {"enabled_actions", "refund_cap_per_call", "refund_cap_per_day", "confirm", "redis_url"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigurationError(f"payments.{unknown[0]}", f"is not a payment setting ({', '.join(sorted(known))})")
+        return cls(
+            enabled_actions=enabled(data.get("enabled_actions") or ()),
+            refund_cap_per_call=_cap("payments.refund_cap_per_call", data.get("refund_cap_per_call")),
+            refund_cap_per_day=_cap("payments.refund_cap_per_day", data.get("refund_cap_per_day")),
+            confirm=bool(data.get("confirm", False)),
+            redis_url=data.get("redis_url") or None,
+        )
+
+    def check_enabled(self, action: str) -> None:
+        if action not in self.enabled_actions:
+            raise PolicyError("payments.enabled_actions",
+                              f"the action {action!r} is not enabled for this deployment (read-only by default)")
+
+    def check_call_cap(self, amount_cents: int) -> None:
+        if self.refund_cap_per_call is not None and amount_cents > self.refund_cap_per_call:
+            raise PolicyError("payments.refund_cap_per_call",
+                              f"a refund of {wire.yuan(amount_cents)} exceeds the per-call cap of "
+                              f"{wire.yuan(self.refund_cap_per_call)}")
+
+    def check_refund(self, amount_cents: int, refundable_cents: int) -> None:
+        """Per-call cap and refundable balance (the daily cap is reserved separately, atomically)."""
+        self.check_call_cap(amount_cents)
+        if amount_cents > refundable_cents:
+            raise PolicyError("refund_amount",
+                              f"a refund of {wire.yuan(amount_cents)} exceeds the refundable balance of "
+                              f"{wire.yuan(refundable_cents)}")
+
+
+def enabled(names: Iterable[str] | str) -> frozenset[str]:
+    """The read-only actions plus ``names`` (tool names or method names), each checked."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    out = set(READ_ONLY)
+    for name in names:
+        action = name if name in ACTIONS else _BY_METHOD.get(name)
+        if action is None:
+            raise ConfigurationError("payments.enabled_actions",
+                                     f"{name!r} is not an action ({', '.join(sorted(ACTIONS))})")
+        out.add(action)
+    return frozenset(out)
+
+
+# ---------------------------------------------------------------------------------- daily totals
+def beijing_day() -> str:
+    return datetime.now(BEIJING).strftime("%Y-%m-%d")
+
+
+class RefundBook:
+    """Today's refunded total per app (reserved before sending, released after a refund that certainly
+    did not happen) and each trade's refunded total as Alipay reported it (Alipay's trade query does
+    not report refunds, so the refundable balance is total − this); in-process, or shared by every
+    worker through Redis."""
+
+    _RESERVE = LuaScript(
+        "local cur = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+        "if cur + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return -1 end\n"
+        "local total = redis.call('INCRBY', KEYS[1], ARGV[1])\n"
+        "redis.call('EXPIRE', KEYS[1], 172800)\n"
+        "return total\n"
+    )
+
+    _MAX = LuaScript(
+        "local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')\n"
+        "if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end\n"
+        "return 1\n"
+    )
+
+    def __init__(self, redis_url: str | None = None) -> None:
+        self._redis = RedisClients(redis_url) if redis_url else None
+        self._memory: dict[tuple[str, str], int] = {}
+        self._trades: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(app_id: str, day: str) -> str:
+        return f"alipay:payments:refunded:{app_id}:{day}"
+
+    async def reserve(self, app_id: str, amount_cents: int, cap_cents: int) -> None:
+        """Book ``amount`` against today's cap, or raise ``PolicyError`` (nothing booked)."""
+        day = beijing_day()
+        if self._redis is not None:
+            client = self._redis.for_running_loop()
+            total = await self._RESERVE.arun(client, [self._key(app_id, day)], [amount_cents, cap_cents])
+            ok = int(total) >= 0
+        else:
+            with self._lock:
+                current = self._memory.get((app_id, day), 0)
+                ok = current + amount_cents <= cap_cents
+                if ok:
+                    self._memory[(app_id, day)] = current + amount_cents
+        if not ok:
+            raise PolicyError("payments.refund_cap_per_day",
+                              f"a refund of {wire.yuan(amount_cents)} would exceed today's cap of "
+                              f"{wire.yuan(cap_cents)} for app {app_id}")
+
+    async def refunded(self, app_id: str, trade: str) -> int:
+        """The trade's cumulative refunded amount as Alipay last reported it (``refund_fee``)."""
+        if self._redis is not None:
+            value = await self._redis.for_running_loop().hget(self._trade_key(app_id), trade)
+            return int(value or 0)
+        with self._lock:
+            return self._trades.get((app_id, trade), 0)
+
+    async def record_refunded(self, app_id: str, trade: str, refund_fee_cents: int) -> None:
+        """Remember the cumulative ``refund_fee`` of a refund answer (it only grows)."""
+        if self._redis is not None:
+            await self._MAX.arun(self._redis.for_running_loop(), [self._trade_key(app_id)], [trade, refund_fee_cents])
+            return
+        with self._lock:
+            key = (app_id, trade)
+            self._trades[key] = max(self._trades.get(key, 0), refund_fee_cents)
+
+    @staticmethod
+    def _trade_key(app_id: str) -> str:
+        return f"alipay:payments:trade-refunded:{app_id}"
+
+    async def release(self, app_id: str, amount_cents: int) -> None:
+        day = beijing_day()
+        if self._redis is not None:
+            await self._redis.for_running_loop().decrby(self._key(app_id, day), amount_cents)
+            return
+        with self._lock:
+            self._memory[(app_id, day)] = self._memory.get((app_id, day), 0) - amount_cents
