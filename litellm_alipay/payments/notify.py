@@ -163,21 +163,25 @@ def notify_app(verifier: NotifyVerifier) -> Callable[..., Awaitable[None]]:
         if scope["type"] != "http":
             return
         if scope["method"] != "POST":
-            await _answer(send, 405, b"method not allowed")
+            await answer(send, 405, b"method not allowed")
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        text = await verifier.ahandle(parse_form(body))
-        await _answer(send, 200, text.encode())
+        text = await verifier.ahandle(parse_form(await read_body(receive)))
+        await answer(send, 200, text.encode())
 
     return app
 
 
-async def _answer(send: Callable, status: int, body: bytes) -> None:
+async def read_body(receive: Callable) -> bytes:
+    """The whole ASGI request body."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
+async def answer(send: Callable, status: int, body: bytes) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

@@ -14,7 +14,15 @@ import uvicorn
 
 from litellm_alipay.emulator.process import EmulatorProcess
 from litellm_alipay.payments import AuditLog, PaymentPolicy, PaymentToolkit, ResultClass, wire
-from litellm_alipay.payments.notify import Notification, NotifyRejected, NotifyVerifier, notify_app
+from litellm_alipay.payments.notify import (
+    Notification,
+    NotifyRejected,
+    NotifyVerifier,
+    answer,
+    notify_app,
+    parse_form,
+    read_body,
+)
 from litellm_alipay.signing import generate_private_key, load_private_key
 
 from .conftest import emulator_settings
@@ -86,18 +94,10 @@ def captured(fast_notify_emulator: EmulatorProcess) -> Iterator[tuple[EmulatorPr
     both = threading.Event()
 
     async def record(scope, receive, send) -> None:
-        from litellm_alipay.payments.notify import _answer, parse_form
-
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        got.append(parse_form(body))
+        got.append(parse_form(await read_body(receive)))
         if len(got) == 2:
             both.set()
-        await _answer(send, 200, b"success")
+        await answer(send, 200, b"success")
 
     receiver = Receiver(record)
     kit = PaymentToolkit(emulator_settings(emu), PaymentPolicy.from_mapping({"enabled_actions": ["refund"]}))
