@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+import pytest_asyncio
 from alipay.aop.api.DefaultAlipayClient import DefaultAlipayClient
 from emulator.test_interop_sdk import _client, sdk_env  # noqa: F401  (re-exported fixture)
 from redis_server import redis_url  # noqa: F401  (re-exported fixture)
@@ -15,6 +16,15 @@ from litellm_alipay.emulator.process import EmulatorProcess
 from litellm_alipay.settings import AlipaySettings, build_settings
 
 _numbers = itertools.count(1)
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="session", autouse=True)
+async def _close_pooled_connections():
+    """The session loop's pooled gateway connections are closed when these tests are done."""
+    from litellm_alipay.transport import aclose_loop_transports
+
+    yield
+    await aclose_loop_transports()
 
 
 @pytest.fixture
