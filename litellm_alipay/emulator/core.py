@@ -115,8 +115,7 @@ class Emulator:
         self.state = State(config.timestamp_tolerance_seconds)
         self.faults = FaultInjector(config.faults, config.seed)
         self.trades = TradeBook(self.key, lambda app_id: config.apps[app_id].sign_type, config.notify_delay_scale)
-        for app_id, trade in config.seed_trades:
-            self.trades.create(app_id, trade)
+        self._seed_trades()
         self._trace = itertools.count(1)
         self._trace_prefix = f"{os.getpid():x}{int(time.time()):x}"
 
@@ -127,6 +126,12 @@ class Emulator:
         self.state.reset()
         self.faults.clear()
         self.trades.reset()
+        self._seed_trades()
+
+    def _seed_trades(self) -> None:
+        """The trades the emulator starts with (``--demo`` seeds a few); a reset returns to them."""
+        for app_id, trade in self.config.seed_trades:
+            self.trades.create(app_id, trade)
 
     # ---------------------------------------------------------------------------------- signing
     def sign(self, data: bytes, sign_type: str = "RSA2", corrupt: bool = False) -> str:

@@ -47,10 +47,10 @@ def amount(value: Any, field: str = "amount") -> str:
         number = Decimal(str(value).strip())
     except InvalidOperation:
         raise ConfigurationError(field, f"must be an amount in yuan such as \"12.50\", got {value!r}") from None
-    if not number.is_finite() or number != number.quantize(_CENT, rounding=ROUND_HALF_UP):
-        raise ConfigurationError(field, f"must have at most 2 decimals, got {value!r}")
-    if number < _CENT or number > MAX_AMOUNT:
+    if not number.is_finite() or number < _CENT or number > MAX_AMOUNT:
         raise ConfigurationError(field, f"must be between 0.01 and 100000000.00 yuan, got {value!r}")
+    if number != number.quantize(_CENT, rounding=ROUND_HALF_UP):
+        raise ConfigurationError(field, f"must have at most 2 decimals, got {value!r}")
     return str(number.quantize(_CENT))
 
 

@@ -184,3 +184,11 @@ def test_sdk_page_pay_url_is_accepted_by_our_verifier(sdk, alipay_emulator: Emul
     assert verify_params(params, app_public_key)
     params["biz_content"] = params["biz_content"].replace("1.00", "9.00")
     assert not verify_params(params, app_public_key)
+
+
+def test_demo_trades_are_seeded_and_a_reset_returns_to_them(alipay_emulator: EmulatorProcess, sdk) -> None:
+    statuses = {t["out_trade_no"]: t["trade_status"] for t in alipay_emulator.trades()}
+    assert statuses["demo-paid-1"] == "TRADE_SUCCESS" and statuses["demo-unpaid-1"] == "WAIT_BUYER_PAY"
+    assert _refund(sdk, "demo-paid-1", "88.00").fund_change == "Y"
+    alipay_emulator.reset()
+    assert _query(sdk, "demo-paid-1").trade_status == "TRADE_SUCCESS"
