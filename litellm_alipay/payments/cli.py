@@ -41,7 +41,7 @@ def _notify(args: argparse.Namespace) -> int:
     sock = bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(notify_app(NotifyVerifier.for_toolkit(toolkit)), log_level="warning",
-                            access_log=False, lifespan="off", server_header=False)
+                            access_log=False, lifespan="on", server_header=False)
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:

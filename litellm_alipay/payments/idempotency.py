@@ -33,10 +33,3 @@ def refund_request_no(app_id: str, idempotency_key: str, trade: str, amount: str
     check_idempotency_key(idempotency_key)
     material = "\x1f".join(("refund", app_id, idempotency_key, trade, amount)).encode("utf-8")
     return "rf" + hashlib.sha256(material).hexdigest()[:30]
-
-
-def confirmation_token(secret: bytes, request_no: str) -> str:
-    """The token a proposal is confirmed with: bound to the request number, unguessable without ``secret``."""
-    import hmac
-
-    return "cf_" + hmac.new(secret, request_no.encode(), hashlib.sha256).hexdigest()[:40]

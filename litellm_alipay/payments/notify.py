@@ -13,8 +13,6 @@ behind ``litellm-alipay notify``.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,9 +23,11 @@ from ..signing import KeyText, PublicKey, load_public_key
 from . import wire
 from ._sync import run_sync
 from .audit import AuditLog
+from .store import SharedStore
 
 _RANK = {"WAIT_BUYER_PAY": 0, "TRADE_SUCCESS": 1, "TRADE_CLOSED": 2, "TRADE_FINISHED": 2}
-_MAX_SEEN = 100_000
+#: Alipay re-sends for about 25 hours; a handled notify_id is remembered for three days.
+SEEN_TTL = 3 * 86400
 
 
 class NotifyRejected(AlipayError):
@@ -59,16 +59,15 @@ class NotifyVerifier:
     def __init__(self, alipay_public_key: KeyText | PublicKey, app_id: str, *,
                  trade_amount: Callable[[str], Awaitable[str | None]],
                  on_notification: Callable[[Notification], Awaitable[None]] | None = None,
-                 audit: AuditLog | None = None) -> None:
+                 audit: AuditLog | None = None, store: SharedStore | None = None) -> None:
         self._key = load_public_key(alipay_public_key, "alipay_public_key") \
             if isinstance(alipay_public_key, (str, bytes)) else alipay_public_key
         self.app_id = app_id
         self._trade_amount = trade_amount
         self._on_notification = on_notification
         self.audit = audit
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._latest: dict[str, tuple[int, int]] = {}
-        self._lock = threading.Lock()
+        #: handled notify_ids and each trade's latest applied state: Redis-backed → shared by workers
+        self.store = store or SharedStore()
 
     @classmethod
     def for_toolkit(cls, toolkit: Any, **kwargs: Any) -> NotifyVerifier:
@@ -81,6 +80,7 @@ class NotifyVerifier:
 
         key = settings.response_key
         key = key(None) if callable(key) else key  # certificate mode: the current Alipay certificate
+        kwargs.setdefault("store", toolkit.store)
         return cls(key, settings.app_id, trade_amount=trade_amount, audit=toolkit.audit, **kwargs)
 
     async def averify(self, params: Mapping[str, str]) -> Notification:
@@ -93,19 +93,15 @@ class NotifyVerifier:
         notify_id, out_trade_no = params.get("notify_id"), params.get("out_trade_no")
         if not notify_id or not out_trade_no:
             raise NotifyRejected("notify_id", "notify_id and out_trade_no are required")
-        with self._lock:
-            duplicate = notify_id in self._seen
-        if duplicate:
+        if await self.store.exists(self._seen_key(notify_id)):
             return self._notification(params, "duplicate")
         expected = await self._trade_amount(out_trade_no)
         if expected is None:
             raise NotifyRejected("out_trade_no", "no such order")
         if wire.cents(params.get("total_amount")) != wire.cents(expected):
             raise NotifyRejected("total_amount", "does not match the order's amount")
-        order = (_RANK.get(params.get("trade_status") or "", 0), wire.cents(params.get("refund_fee")))
-        with self._lock:
-            stale = order < self._latest.get(out_trade_no, (-1, -1))
-        return self._notification(params, "stale" if stale else "applied")
+        latest = await self.store.hget_int(self._order_key, out_trade_no, -1)
+        return self._notification(params, "stale" if _order(params) < latest else "applied")
 
     def verify(self, params: Mapping[str, str]) -> Notification:
         return run_sync(self.averify(params))
@@ -117,22 +113,26 @@ class NotifyVerifier:
         except NotifyRejected as exc:
             self._audit(params, "rejected", reason=str(exc))
             return "failure"
+        if note.disposition != "duplicate" and not await self.store.claim(self._seen_key(note.notify_id), SEEN_TTL):
+            note = self._notification(note.params, "duplicate")  # another worker took it meanwhile
         if note.disposition == "applied":
             if self._on_notification is not None:
                 try:
                     await self._on_notification(note)
                 except Exception as exc:  # the caller's hook failed: Alipay must re-send
+                    await self.store.unclaim(self._seen_key(note.notify_id))
                     self._audit(params, "hook_failed", reason=type(exc).__name__)
                     return "failure"
-            with self._lock:
-                order = (_RANK.get(note.trade_status or "", 0), wire.cents(note.refund_fee))
-                self._latest[note.out_trade_no] = max(order, self._latest.get(note.out_trade_no, order))
-        with self._lock:
-            self._seen[note.notify_id] = None
-            while len(self._seen) > _MAX_SEEN:
-                self._seen.popitem(last=False)
+            await self.store.hmax(self._order_key, note.out_trade_no, _order(note.params))
         self._audit(params, note.disposition)
         return "success"
+
+    def _seen_key(self, notify_id: str) -> str:
+        return f"notify-seen:{self.app_id}:{notify_id}"
+
+    @property
+    def _order_key(self) -> str:
+        return f"notify-order:{self.app_id}"
 
     def _notification(self, params: dict[str, str], disposition: str) -> Notification:
         return Notification(params["notify_id"], params["out_trade_no"], params.get("trade_no"),
@@ -147,6 +147,11 @@ class NotifyVerifier:
                              amount=params.get("total_amount"), refund_fee=params.get("refund_fee"), **fields)
 
 
+def _order(params: Mapping[str, str]) -> int:
+    """A notification's place in its trade's life: the state's rank, then the refunded total."""
+    return _RANK.get(params.get("trade_status") or "", 0) * 10**13 + wire.cents(params.get("refund_fee"))
+
+
 def parse_form(body: bytes, content_type: str = "") -> dict[str, str]:
     """The notification's form parameters, decoded with the charset they declare."""
     pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="utf-8")
@@ -157,9 +162,13 @@ def parse_form(body: bytes, content_type: str = "") -> dict[str, str]:
 
 
 def notify_app(verifier: NotifyVerifier) -> Callable[..., Awaitable[None]]:
-    """A minimal ASGI app: ``POST`` (any path) → ``success`` / ``failure`` as ``text/plain``."""
+    """A minimal ASGI app: ``POST`` (any path) → ``success`` / ``failure`` as ``text/plain``. On the
+    lifespan shutdown it closes the pooled gateway connections its lookups opened on the server's loop."""
 
     async def app(scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         if scope["method"] != "POST":
@@ -169,6 +178,19 @@ def notify_app(verifier: NotifyVerifier) -> Callable[..., Awaitable[None]]:
         await answer(send, 200, text.encode())
 
     return app
+
+
+async def _lifespan(receive: Callable, send: Callable) -> None:
+    from ..transport import aclose_loop_transports
+
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await aclose_loop_transports()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 async def read_body(receive: Callable) -> bytes:

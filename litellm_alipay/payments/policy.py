@@ -7,16 +7,15 @@ raised before anything is sent.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from ..errors import AlipayError, ConfigurationError
-from ..resilience._redis import LuaScript, RedisClients
 from ..signing import BEIJING
 from . import wire
+from .store import SharedStore
 
 #: tool name -> the method behind it
 ACTIONS: dict[str, str] = {
@@ -108,76 +107,30 @@ def beijing_day() -> str:
 class RefundBook:
     """Today's refunded total per app (reserved before sending, released after a refund that certainly
     did not happen) and each trade's refunded total as Alipay reported it (Alipay's trade query does
-    not report refunds, so the refundable balance is total − this); in-process, or shared by every
-    worker through Redis."""
+    not report refunds, so the refundable balance is total − this); in the ``SharedStore``, so every
+    worker sees one total when it is Redis-backed."""
 
-    _RESERVE = LuaScript(
-        "local cur = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-        "if cur + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return -1 end\n"
-        "local total = redis.call('INCRBY', KEYS[1], ARGV[1])\n"
-        "redis.call('EXPIRE', KEYS[1], 172800)\n"
-        "return total\n"
-    )
-
-    _MAX = LuaScript(
-        "local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')\n"
-        "if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end\n"
-        "return 1\n"
-    )
-
-    def __init__(self, redis_url: str | None = None) -> None:
-        self._redis = RedisClients(redis_url) if redis_url else None
-        self._memory: dict[tuple[str, str], int] = {}
-        self._trades: dict[tuple[str, str], int] = {}
-        self._lock = threading.Lock()
+    def __init__(self, store: SharedStore) -> None:
+        self.store = store
 
     @staticmethod
-    def _key(app_id: str, day: str) -> str:
-        return f"alipay:payments:refunded:{app_id}:{day}"
+    def day_key(app_id: str) -> str:
+        return f"refunded:{app_id}:{beijing_day()}"
 
     async def reserve(self, app_id: str, amount_cents: int, cap_cents: int) -> None:
         """Book ``amount`` against today's cap, or raise ``PolicyError`` (nothing booked)."""
-        day = beijing_day()
-        if self._redis is not None:
-            client = self._redis.for_running_loop()
-            total = await self._RESERVE.arun(client, [self._key(app_id, day)], [amount_cents, cap_cents])
-            ok = int(total) >= 0
-        else:
-            with self._lock:
-                current = self._memory.get((app_id, day), 0)
-                ok = current + amount_cents <= cap_cents
-                if ok:
-                    self._memory[(app_id, day)] = current + amount_cents
-        if not ok:
+        if not await self.store.add_within(self.day_key(app_id), amount_cents, cap_cents, 172800):
             raise PolicyError("payments.refund_cap_per_day",
                               f"a refund of {wire.yuan(amount_cents)} would exceed today's cap of "
                               f"{wire.yuan(cap_cents)} for app {app_id}")
 
+    async def release(self, app_id: str, amount_cents: int) -> None:
+        await self.store.add(self.day_key(app_id), -amount_cents)
+
     async def refunded(self, app_id: str, trade: str) -> int:
         """The trade's cumulative refunded amount as Alipay last reported it (``refund_fee``)."""
-        if self._redis is not None:
-            value = await self._redis.for_running_loop().hget(self._trade_key(app_id), trade)
-            return int(value or 0)
-        with self._lock:
-            return self._trades.get((app_id, trade), 0)
+        return await self.store.hget_int(f"trade-refunded:{app_id}", trade)
 
     async def record_refunded(self, app_id: str, trade: str, refund_fee_cents: int) -> None:
         """Remember the cumulative ``refund_fee`` of a refund answer (it only grows)."""
-        if self._redis is not None:
-            await self._MAX.arun(self._redis.for_running_loop(), [self._trade_key(app_id)], [trade, refund_fee_cents])
-            return
-        with self._lock:
-            key = (app_id, trade)
-            self._trades[key] = max(self._trades.get(key, 0), refund_fee_cents)
-
-    @staticmethod
-    def _trade_key(app_id: str) -> str:
-        return f"alipay:payments:trade-refunded:{app_id}"
-
-    async def release(self, app_id: str, amount_cents: int) -> None:
-        day = beijing_day()
-        if self._redis is not None:
-            await self._redis.for_running_loop().decrby(self._key(app_id, day), amount_cents)
-            return
-        with self._lock:
-            self._memory[(app_id, day)] = self._memory.get((app_id, day), 0) - amount_cents
+        await self.store.hmax(f"trade-refunded:{app_id}", trade, refund_fee_cents)

@@ -10,8 +10,10 @@ number) → audit line → the answer. Nothing here trusts the model with a requ
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-import time
+import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -23,11 +25,12 @@ from . import wire
 from ._sync import run_sync
 from .audit import AuditLog
 from .classify import ResultClass
-from .idempotency import check_idempotency_key, confirmation_token, refund_request_no
+from .idempotency import check_idempotency_key, refund_request_no
 from .methods import PaymentMethods, PaymentResult, trade_ref
 from .policy import ACTIONS, READ_ONLY, PaymentPolicy, PolicyError, RefundBook
+from .store import SharedStore
 
-PROPOSAL_TTL = 900.0
+PROPOSAL_TTL = 900  # seconds a proposal waits for its confirmation
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,13 @@ class Proposal:
     trace_id: str
     out_request_no: str
     amount: str
-    expires_at: float
+
+    def to_json(self) -> str:
+        return json.dumps({k: getattr(self, k) for k in self.__dataclass_fields__ if k != "token"})
+
+    @classmethod
+    def from_json(cls, token: str, text: str) -> Proposal:
+        return cls(token=token, **json.loads(text))
 
     def to_dict(self) -> dict[str, Any]:
         """What the model is told: a proposal exists; no token."""
@@ -65,9 +74,9 @@ class PaymentToolkit:
             raise ConfigurationError("max_sends", "must be at least 1")
         self.max_sends = max_sends
         self.methods = methods or PaymentMethods(settings)
-        self.book = RefundBook(self.policy.redis_url)
-        self._secret = os.urandom(32)
-        self._proposals: dict[str, Proposal] = {}
+        #: shared by every worker when ``redis_url`` is set: daily totals, refunded totals, proposals
+        self.store = SharedStore(self.policy.redis_url)
+        self.book = RefundBook(self.store)
 
     # ------------------------------------------------------------------------------------ public
     async def arun(self, action: str, args: Mapping[str, Any], *, idempotency_key: str | None = None,
@@ -95,9 +104,11 @@ class PaymentToolkit:
         return run_sync(self.arun(action, args, **kwargs))
 
     async def aconfirm(self, token: str) -> PaymentResult:
-        """Execute a proposal. Only the caller holds ``token``; a wrong or expired one is refused."""
-        proposal = self._proposals.pop(token, None) if isinstance(token, str) else None
-        if proposal is None or proposal.expires_at < time.monotonic():
+        """Execute a proposal (on any worker sharing the store). Only the caller holds ``token``; a
+        wrong, used or expired one is refused."""
+        stored = await self.store.take(_proposal_key(token)) if isinstance(token, str) and token else None
+        proposal = Proposal.from_json(token, stored) if stored else None
+        if proposal is None:
             raise PolicyError("confirmation_token", "no pending proposal for this confirmation token (wrong, "
                                                     "used or expired)")
         self._audit("confirmation", proposal.action, proposal.args, proposal.tenant, proposal.trace_id,
@@ -165,9 +176,9 @@ class PaymentToolkit:
         self.policy.check_refund(cents, refundable)
 
         if self.policy.confirm and not confirmed:
-            proposal = Proposal(confirmation_token(self._secret, request_no + trace_id), "refund", args, key,
-                                tenant, trace_id, request_no, amount, time.monotonic() + PROPOSAL_TTL)
-            self._proposals[proposal.token] = proposal
+            proposal = Proposal("cf_" + secrets.token_urlsafe(24), "refund", args, key, tenant, trace_id,
+                                request_no, amount)
+            await self.store.put(_proposal_key(proposal.token), proposal.to_json(), PROPOSAL_TTL)
             self._audit("proposal", "refund", args, **audit, result="needs_confirmation")
             return proposal
 
@@ -222,6 +233,11 @@ class PaymentToolkit:
             fields["result"] = result
         self.audit.write(event, app=self.settings.app_id, tenant=tenant, action=action, method=ACTIONS[action],
                          args=args, out_trade_no=args.get("out_trade_no"), trace_id=trace_id, **fields)
+
+
+def _proposal_key(token: str) -> str:
+    """Stored under the token's hash: a Redis dump does not hand out confirmations."""
+    return "proposal:" + hashlib.sha256(token.encode()).hexdigest()
 
 
 def _reconciled(query: PaymentResult, request_no: str, explanation: str) -> PaymentResult:

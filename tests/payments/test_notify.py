@@ -35,7 +35,7 @@ class Receiver:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/alipay/notify"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="auto"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
 
@@ -94,6 +94,8 @@ def captured(fast_notify_emulator: EmulatorProcess) -> Iterator[tuple[EmulatorPr
     both = threading.Event()
 
     async def record(scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return  # no lifespan: uvicorn's "auto" goes on without it
         got.append(parse_form(await read_body(receive)))
         if len(got) == 2:
             both.set()
@@ -182,3 +184,36 @@ def test_the_sync_verify_and_the_toolkit_lookup(captured) -> None:
     note = NotifyVerifier.for_toolkit(kit).verify(partial)  # total checked against alipay.trade.query
     assert (note.disposition, note.total_amount) == ("applied", "10.00")
     assert asyncio.iscoroutinefunction(notify_app(NotifyVerifier.for_toolkit(kit)))
+
+
+async def test_workers_sharing_redis_apply_a_notification_once(captured, redis_url) -> None:
+    import uuid
+
+    from litellm_alipay.payments.store import SharedStore
+
+    emu, (partial, full) = captured
+    handled: list[str] = []
+
+    async def hook(note: Notification) -> None:
+        handled.append(note.trade_status or "")
+
+    app_id = f"2021{uuid.uuid4().int % 10**12:012d}"  # a fresh namespace in the shared Redis, per run
+    key = load_private_key((emu.keys_dir / "alipay_private_key.pem").read_text())
+
+    def resign(params: dict[str, str]) -> dict[str, str]:
+        body = {k: v for k, v in params.items() if k not in ("sign", "sign_type")}
+        return wire.sign_notify({**body, "app_id": app_id}, key)
+
+    one, two = (NotifyVerifier(emu.alipay_public_key, app_id, trade_amount=_amount_10, on_notification=hook,
+                               store=SharedStore(redis_url)) for _ in range(2))
+    note, closed = resign(partial), resign(full)
+    assert await asyncio.gather(one.ahandle(note), two.ahandle(note)) == ["success", "success"]
+    assert handled == ["TRADE_SUCCESS"]  # one worker applied it, the other saw it taken
+    assert await two.ahandle(closed) == "success"
+    assert (await one.averify(closed)).disposition == "duplicate"
+    assert (await one.averify({**note, "notify_id": note["notify_id"]})).disposition == "duplicate"
+    assert handled == ["TRADE_SUCCESS", "TRADE_CLOSED"]
+
+
+async def _amount_10(out_trade_no: str) -> str:
+    return "10.00"

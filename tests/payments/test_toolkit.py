@@ -3,6 +3,7 @@ executes exactly once however the answer is lost (the emulator's stats tell)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -12,7 +13,7 @@ from litellm_alipay.errors import ConfigurationError
 from litellm_alipay.payments import AuditLog, PaymentPolicy, PaymentToolkit, PolicyError, Proposal, ResultClass
 from litellm_alipay.payments.idempotency import refund_request_no
 from litellm_alipay.payments.methods import PaymentMethods
-from litellm_alipay.payments.policy import beijing_day
+from litellm_alipay.payments.policy import RefundBook
 
 from .conftest import emulator_settings
 
@@ -166,7 +167,7 @@ async def test_the_daily_cap_is_shared_through_redis(redis_url, alipay_emulator,
     settings = emulator_settings(alipay_emulator)
     cap = {"refund_cap_per_day": "50", "redis_url": redis_url}
     one, two = _toolkit(settings, **cap), _toolkit(settings, **cap)  # two workers
-    await one.book._redis.for_running_loop().delete(one.book._key(settings.app_id, beijing_day()))  # reruns
+    await one.store.unclaim(RefundBook.day_key(settings.app_id))  # a rerun on the same Redis starts at 0
     a, b = trade("100.00"), trade("100.00")
     await one.arun("refund", {"out_trade_no": a["out_trade_no"], "refund_amount": "30"},
                    idempotency_key=uuid.uuid4().hex)
@@ -195,6 +196,20 @@ async def test_two_phase_confirmation(settings, trade, alipay_emulator) -> None:
     assert done.result is ResultClass.SUCCEEDED and done.out_request_no == proposal.out_request_no
     with pytest.raises(PolicyError):
         await kit.aconfirm(proposal.token)  # used
+    assert _refunds(alipay_emulator) == (1, 1)
+
+
+async def test_a_proposal_is_confirmed_once_by_any_worker(redis_url, alipay_emulator, trade) -> None:
+    settings = emulator_settings(alipay_emulator)
+    shared = {"confirm": True, "redis_url": redis_url}
+    proposer, confirmer, third = (_toolkit(settings, **shared) for _ in range(3))  # three workers
+    t = trade("40.00")
+    proposal = await proposer.arun("refund", {"out_trade_no": t["out_trade_no"], "refund_amount": "4"},
+                                   idempotency_key=uuid.uuid4().hex)
+    done, late = await asyncio.gather(confirmer.aconfirm(proposal.token), third.aconfirm(proposal.token),
+                                      return_exceptions=True)
+    outcomes = sorted([type(done).__name__, type(late).__name__])
+    assert outcomes == ["PaymentResult", "PolicyError"]
     assert _refunds(alipay_emulator) == (1, 1)
 
 
