@@ -3,8 +3,9 @@
 Rooms: ``wire`` (method names, amounts, notification signing: pure, shared with the emulator),
 ``classify`` (result classes, pure), ``idempotency`` (request numbers, pure), ``methods`` (the signed
 calls), ``policy`` (what may run, caps, confirmation), ``audit`` (the JSON-lines trail), ``toolkit``
-(the refund flow with reconciliation), ``store`` (state shared by workers, in process or Redis), ``notify`` (notification verifier and ASGI app), ``tools``
-(OpenAI-format tool definitions and their executor), ``cli`` (``litellm-alipay audit`` / ``notify``).
+(the refund flow with reconciliation), ``store`` (state shared by workers, in process or Redis),
+``notify`` (notification verifier and ASGI app), ``tools`` (OpenAI-format tool definitions and their
+executor), ``cli`` (``litellm-alipay audit`` / ``notify``).
 
 Names are imported lazily so the emulator can use ``wire`` without loading the client side.
 """
