@@ -207,7 +207,7 @@ class TradeBook:
             if done.amount != amount:
                 raise TradeFailure("ACQ.DISCORDANT_REPEAT_REQUEST", "退款请求号对应的退款金额不一致", **zero)
             self.stats.refund_repeats += 1
-            return self._refund_node(trade, "N")
+            return self._refund_node(trade, "N", done)
         if trade.status == "TRADE_FINISHED":
             raise TradeFailure("ACQ.TRADE_HAS_FINISHED", "交易已完结", **zero)
         if trade.status != "TRADE_SUCCESS":
@@ -218,21 +218,20 @@ class TradeBook:
             raise TradeFailure("ACQ.REASON_TRADE_REFUND_FEE_ERR", "退款金额超过可退金额", **zero)
         if trade.refund_error:
             raise TradeFailure(trade.refund_error, "退款失败", **zero)
-        trade.refunds[request_no] = Refund(request_no, amount, biz.get("refund_reason"), _now())
+        refund = trade.refunds[request_no] = Refund(request_no, amount, biz.get("refund_reason"), _now())
         trade.refunded += amount
         self.stats.refunds_executed += 1
         self.stats.refunded_cents += amount
         if trade.refunded == trade.total:
             trade.status, trade.gmt_close = "TRADE_CLOSED", _now()
         self._notify(trade, out_biz_no=request_no)
-        return self._refund_node(trade, "Y")
+        return self._refund_node(trade, "Y", refund)
 
-    def _refund_node(self, trade: Trade, fund_change: str) -> dict[str, Any]:
-        last = max(trade.refunds.values(), key=lambda r: r.gmt)
+    def _refund_node(self, trade: Trade, fund_change: str, refund: Refund) -> dict[str, Any]:
         return {
             "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no, "buyer_logon_id": "159****5620",
             "buyer_user_id": "2088101117955611", "fund_change": fund_change,
-            "refund_fee": wire.yuan(trade.refunded), "gmt_refund_pay": last.gmt, "send_back_fee": "0.00",
+            "refund_fee": wire.yuan(trade.refunded), "gmt_refund_pay": refund.gmt, "send_back_fee": "0.00",
         }
 
     def _refund_query(self, app_id: str, biz: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from ..signing import KeyText, PublicKey, load_public_key
 from . import wire
 from ._sync import run_sync
 from .audit import AuditLog
+from .classify import ResultClass
 from .store import SharedStore
 
 _RANK = {"WAIT_BUYER_PAY": 0, "TRADE_SUCCESS": 1, "TRADE_CLOSED": 2, "TRADE_FINISHED": 2}
@@ -76,6 +77,8 @@ class NotifyVerifier:
 
         async def trade_amount(out_trade_no: str) -> str | None:
             result = await toolkit.methods.query(out_trade_no=out_trade_no)
+            if result.result is ResultClass.RETRY_SAME_ID:  # cannot check now: "failure", Alipay re-sends
+                raise NotifyRejected("total_amount", "the order's amount cannot be checked now")
             return result.node.get("total_amount") if result.code == "10000" else None
 
         key = settings.response_key

@@ -155,24 +155,11 @@ class PaymentToolkit:
         audit = {"out_request_no": request_no, "amount": amount, "tenant": tenant, "trace_id": trace_id}
         self.policy.check_call_cap(cents)  # before any call
 
-        done = await self.methods.refund_query(out_request_no=request_no, **ref)
-        if done.node.get("refund_status") == "REFUND_SUCCESS":
-            result = _reconciled(done, request_no, "This refund already succeeded earlier; nothing was sent again.")
-            self._audit("outcome", "refund", args, **audit, result=result)
-            return result
-        if done.result is not ResultClass.NEEDS_CONFIRMATION:
-            return done  # no such trade, or cannot tell whether it already happened: nothing sent
-
-        query = await self.methods.query(**ref)
-        if query.result is not ResultClass.SUCCEEDED:
-            return replace(query, out_request_no=request_no)
-        status = query.node.get("trade_status")
-        if status != "TRADE_SUCCESS":
-            return PaymentResult(wire.REFUND, ResultClass.FAILED,
-                                 f"The trade is {status}: only a paid (TRADE_SUCCESS) trade can be refunded.",
-                                 {"trade_no": query.trade_no, "out_trade_no": query.node.get("out_trade_no"),
-                                  "trade_status": status}, request_no, sent=False)
-        refundable = wire.cents(query.node.get("total_amount")) - await self.book.refunded(app, trade)
+        early, total = await self._preflight(ref, request_no)
+        if early is not None:
+            self._audit("outcome", "refund", args, **audit, result=early)
+            return early
+        refundable = total - await self.book.refunded(app, trade)
         self.policy.check_refund(cents, refundable)
 
         if self.policy.confirm and not confirmed:
@@ -193,6 +180,29 @@ class PaymentToolkit:
             await self.book.release(app, cents)
         self._audit("outcome", "refund", args, **audit, result=result)
         return result
+
+    async def _preflight(self, ref: dict[str, str], request_no: str) -> tuple[PaymentResult | None, int]:
+        """``(the answer, 0)`` when the refund must not (or need not) be sent, else ``(None, the trade's
+        total in cents)``.
+
+        First the refund query under the derived number (an earlier attempt may have committed: report
+        it, send nothing), then the trade query (it must exist and be paid)."""
+        done = await self.methods.refund_query(out_request_no=request_no, **ref)
+        if done.node.get("refund_status") == "REFUND_SUCCESS":
+            return _reconciled(done, request_no, "This refund already succeeded earlier; nothing was sent again."), 0
+        if done.result is not ResultClass.NEEDS_CONFIRMATION:  # no such trade, or Alipay cannot tell now
+            return replace(done, method=wire.REFUND, out_request_no=request_no, sent=False,
+                           explanation="Not sent: " + done.explanation), 0
+        query = await self.methods.query(**ref)
+        if query.result is not ResultClass.SUCCEEDED:
+            return replace(query, method=wire.REFUND, out_request_no=request_no, sent=False,
+                           explanation="Not sent: " + query.explanation), 0
+        status = query.node.get("trade_status")
+        if status != "TRADE_SUCCESS":
+            node = {"trade_no": query.trade_no, "out_trade_no": query.node.get("out_trade_no"), "trade_status": status}
+            return PaymentResult(wire.REFUND, ResultClass.FAILED, f"Not sent: the trade is {status}; only a paid "
+                                 "(TRADE_SUCCESS) trade can be refunded.", node, request_no, sent=False), 0
+        return None, wire.cents(query.node.get("total_amount"))
 
     async def _send_refund(self, args: dict[str, Any], ref: dict[str, str], amount: str, request_no: str,
                            audit: dict[str, Any]) -> PaymentResult:

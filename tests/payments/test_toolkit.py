@@ -271,3 +271,17 @@ def test_page_and_wap_links_are_signed_without_a_server_call(settings, alipay_em
     form = kit.payment_link(out_trade_no="wap-1", total_amount="1", subject="x", mobile=True, form=True)
     assert "alipay.trade.wap.pay" in form and "QUICK_WAP_WAY" in form and "document.forms[0].submit()" in form
     assert alipay_emulator.stats()["requests_total"] == 0
+
+
+async def test_the_preflight_refuses_unrefundable_trades_without_sending(settings, trade, alipay_emulator,
+                                                                         tmp_path) -> None:
+    kit = _toolkit(settings, AuditLog(tmp_path / "audit.jsonl"))
+    finished, unpaid = trade("5.00", trade_status="TRADE_FINISHED"), trade("5.00", trade_status="WAIT_BUYER_PAY")
+    results = [await kit.arun("refund", {"out_trade_no": no, "refund_amount": "1"}, idempotency_key=KEY)
+               for no in (finished["out_trade_no"], unpaid["out_trade_no"], "no-such-order")]
+    assert [(r.result, r.sent, r.method) for r in results] == [(ResultClass.FAILED, False, "alipay.trade.refund")] * 3
+    assert "TRADE_FINISHED" in results[0].explanation and "WAIT_BUYER_PAY" in results[1].explanation
+    assert results[2].sub_code == "ACQ.TRADE_NOT_EXIST"
+    assert _refunds(alipay_emulator) == (0, 0)
+    lines = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [(r["event"], r["result"]) for r in lines] == [("outcome", "failed")] * 3
