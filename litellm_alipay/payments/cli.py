@@ -30,11 +30,13 @@ def _notify(args: argparse.Namespace) -> int:
     from ..settings import build_settings
     from .audit import AuditLog
     from .notify import NotifyVerifier, notify_app
+    from .policy import PaymentPolicy
     from .toolkit import PaymentToolkit
 
     try:
         audit_path = args.audit_log or os.environ.get(AUDIT_ENV)
-        toolkit = PaymentToolkit(build_settings({}), audit=AuditLog(audit_path) if audit_path else None)
+        toolkit = PaymentToolkit(build_settings({}), PaymentPolicy.from_env(),  # redis_url: ids shared by workers
+                                 audit=AuditLog(audit_path) if audit_path else None)
     except ConfigurationError as exc:
         print(f"notify: {exc}", file=sys.stderr)
         return 2

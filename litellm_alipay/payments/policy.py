@@ -27,6 +27,14 @@ READ_ONLY = frozenset({"query_payment", "query_refund", "bill_download_url"})
 _BY_METHOD = {method: name for name, method in ACTIONS.items()}
 
 
+#: policy setting -> environment variable
+POLICY_ENV = {
+    "enabled_actions": "ALIPAY_PAYMENTS_ENABLED_ACTIONS", "refund_cap_per_call": "ALIPAY_PAYMENTS_REFUND_CAP_PER_CALL",
+    "refund_cap_per_day": "ALIPAY_PAYMENTS_REFUND_CAP_PER_DAY", "confirm": "ALIPAY_PAYMENTS_CONFIRM",
+    "redis_url": "ALIPAY_REDIS_URL",
+}
+
+
 class PolicyError(AlipayError):
     """The deployment's payment policy refuses this action; ``setting`` names what would allow it."""
 
@@ -64,6 +72,18 @@ class PaymentPolicy:
             confirm=bool(data.get("confirm", False)),
             redis_url=data.get("redis_url") or None,
         )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PaymentPolicy:
+        """From ``ALIPAY_PAYMENTS_*`` variables (``ENABLED_ACTIONS`` comma-separated, ``REFUND_CAP_PER_CALL``,
+        ``REFUND_CAP_PER_DAY``, ``CONFIRM``) and ``ALIPAY_REDIS_URL``: deployment settings only."""
+        import os
+
+        env = os.environ if env is None else env
+        data: dict[str, Any] = {name: env.get(var) for name, var in POLICY_ENV.items() if env.get(var)}
+        if "confirm" in data:
+            data["confirm"] = str(data["confirm"]).strip().lower() in ("1", "true", "yes", "on")
+        return cls.from_mapping(data)
 
     def check_enabled(self, action: str) -> None:
         if action not in self.enabled_actions:

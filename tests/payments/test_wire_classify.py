@@ -68,3 +68,18 @@ def test_every_reference_sub_code_has_a_class_and_an_explanation() -> None:
         assert verdict.result is cls and verdict.explanation == explanation and explanation.endswith(".")
     retry = {s for s, (c, _) in SUB_CODES.items() if c is ResultClass.RETRY_SAME_ID}
     assert "ACQ.SYSTEM_ERROR" in retry and "ACQ.SELLER_BALANCE_NOT_ENOUGH" not in retry
+
+
+def test_policy_from_the_environment_names_the_bad_setting() -> None:
+    from litellm_alipay.payments.policy import PaymentPolicy
+
+    policy = PaymentPolicy.from_env({"ALIPAY_PAYMENTS_ENABLED_ACTIONS": "refund, alipay.trade.close",
+                                     "ALIPAY_PAYMENTS_REFUND_CAP_PER_DAY": "500", "ALIPAY_PAYMENTS_CONFIRM": "true"})
+    assert {"refund", "close_payment", "query_payment"} <= policy.enabled_actions and policy.confirm
+    assert policy.refund_cap_per_day == 50000 and policy.refund_cap_per_call is None
+    assert PaymentPolicy.from_env({}).enabled_actions == {"query_payment", "query_refund", "bill_download_url"}
+    for env, setting in [({"ALIPAY_PAYMENTS_ENABLED_ACTIONS": "transfer"}, "payments.enabled_actions"),
+                         ({"ALIPAY_PAYMENTS_REFUND_CAP_PER_CALL": "1.234"}, "payments.refund_cap_per_call")]:
+        with pytest.raises(ConfigurationError) as bad:
+            PaymentPolicy.from_env(env)
+        assert bad.value.setting == setting
