@@ -192,3 +192,20 @@ def test_demo_trades_are_seeded_and_a_reset_returns_to_them(alipay_emulator: Emu
     assert _refund(sdk, "demo-paid-1", "88.00").fund_change == "Y"
     alipay_emulator.reset()
     assert _query(sdk, "demo-paid-1").trade_status == "TRADE_SUCCESS"
+
+
+def test_admin_trade_creation_names_the_bad_field(alipay_emulator: EmulatorProcess) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    for body, field in [({"out_trade_no": "x", "total_amount": "1.001"}, "total_amount"),
+                        ({"total_amount": "1"}, "out_trade_no"),
+                        ({"out_trade_no": "x", "total_amount": "1", "trade_status": "PAID"}, "trade_status")]:
+        request = urllib.request.Request(f"{alipay_emulator.base_url}/_admin/trades", data=json.dumps(body).encode(),
+                                         method="POST")
+        try:
+            urllib.request.urlopen(request, timeout=10)
+            raise AssertionError("accepted")
+        except urllib.error.HTTPError as refused:
+            assert refused.code == 400 and json.loads(refused.read())["error"].startswith(field)
