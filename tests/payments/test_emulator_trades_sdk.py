@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from alipay.aop.api.domain.AlipayDataDataserviceBillDownloadurlQueryModel import (
     AlipayDataDataserviceBillDownloadurlQueryModel,
 )
@@ -204,8 +205,6 @@ def test_admin_trade_creation_names_the_bad_field(alipay_emulator: EmulatorProce
                         ({"out_trade_no": "x", "total_amount": "1", "trade_status": "PAID"}, "trade_status")]:
         request = urllib.request.Request(f"{alipay_emulator.base_url}/_admin/trades", data=json.dumps(body).encode(),
                                          method="POST")
-        try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10)
-            raise AssertionError("accepted")
-        except urllib.error.HTTPError as refused:
-            assert refused.code == 400 and json.loads(refused.read())["error"].startswith(field)
+        assert refused.value.code == 400 and json.loads(refused.value.read())["error"].startswith(field)
