@@ -1,4 +1,4 @@
-"""The ``litellm-alipay`` command: keygen, emulator, demo, check."""
+"""The ``litellm-alipay`` command: keygen, emulator, demo, check, audit, notify."""
 
 from __future__ import annotations
 
@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_check(sub)
     from .emulator.server import add_parser as add_emulator
     add_emulator(sub)
+    from .payments.cli import add_parsers as add_payments
+
+    add_payments(sub)
     return parser
 
 

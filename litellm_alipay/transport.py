@@ -176,6 +176,12 @@ class AiohttpTransport:
         for session in list(self._sessions.values()):
             await session.close()
 
+    async def aclose_loop(self) -> None:
+        """Close only the running loop's session (other loops' sessions belong to them)."""
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
+        if session is not None:
+            await session.close()
+
 
 # -------------------------------------------------------------------------------------------- httpx
 class SyncByteStream:
@@ -317,6 +323,18 @@ def async_transport(kind: str, pool_size: int, http2: bool) -> AsyncTransport:
         return _cached(("aiohttp", pool_size), lambda: AiohttpTransport(pool_size))  # type: ignore[return-value]
     inner = _cached(("httpx", pool_size, http2), lambda: HttpxTransport(pool_size, http2))
     return _cached(("httpx-async", pool_size, http2), lambda: _HttpxAsyncAdapter(inner))  # type: ignore[return-value]
+
+
+async def aclose_loop_transports() -> None:
+    """Close every shared transport's pooled connections of the running loop, before that loop ends
+    (a private event-loop thread shutting down)."""
+    for transport in list(_transports.values()):
+        if isinstance(transport, AiohttpTransport):
+            await transport.aclose_loop()
+        elif isinstance(transport, HttpxTransport):
+            client = transport._async.pop(asyncio.get_running_loop(), None)
+            if client is not None:
+                await client.aclose()
 
 
 def sync_transport(pool_size: int, http2: bool) -> HttpxTransport:

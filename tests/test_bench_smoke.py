@@ -48,3 +48,17 @@ def test_quick_bench_prints_every_row() -> None:
     targets = [line for line in lines if line.strip().startswith(("PASS", "MISS", "n/a"))]
     assert len(targets) == 3 * 2 + 3, done.stdout  # chat ÷floor/÷openai at 3 concurrencies, chunk, memory, parses
     assert "[ 1/" in done.stderr  # progress is shown while it runs
+
+
+def test_quick_payments_bench_prints_the_rows_and_the_ratio() -> None:
+    """``python -m bench.payments --quick``: toolkit query vs the official SDK's ``execute``, one run."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.payments", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=240,
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {" ".join(line.split()[1:3]) for line in done.stdout.splitlines() if line.startswith("payments")}
+    assert rows == {"sdk execute", "toolkit arun", "toolkit run"}, done.stdout
+    ratios = [line for line in done.stdout.splitlines() if line.startswith("ratio") and "÷ sdk execute: cpu" in line]
+    assert len(ratios) == 2, done.stdout
+    assert "Unclosed" not in done.stderr

@@ -8,7 +8,10 @@ Routes:
 - Admin (unsigned; the server binds loopback): ``GET /_admin/health``, ``GET /_admin/stats``,
   ``POST /_admin/reset`` (stats, faults, idempotency store, nonces, tokens, quota windows),
   ``GET /_admin/faults``, ``POST /_admin/faults`` (``{"rules": [...]}`` replaces the rules;
-  ``{"rules": [...], "append": true}`` adds to them), ``DELETE /_admin/faults``.
+  ``{"rules": [...], "append": true}`` adds to them), ``DELETE /_admin/faults``;
+  ``GET``/``POST /_admin/trades`` (list / create a trade: ``out_trade_no``, ``total_amount``, optional
+  ``trade_status``, ``notify_url``, ``app_id``, ``subject``, ``refund_error``) and
+  ``POST /_admin/trades/pay`` (``{"out_trade_no": …}``: the buyer pays a waiting trade).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
         snapshot = emu.state.stats.snapshot()
         snapshot["idempotency_keys"] = len(emu.state.idempotency)
         snapshot["active_faults"] = [r.to_dict() for r in emu.faults.rules]
+        snapshot["trades"] = emu.trades.stats.snapshot()
         return _json(snapshot)
 
     async def reset(request: Request) -> RawResponse:
@@ -87,6 +91,24 @@ def create_app(config: EmulatorConfig) -> Starlette:
                 emu.faults.set(rules)
         return _json({"rules": [r.to_dict() for r in emu.faults.rules]})
 
+    async def trades(request: Request) -> RawResponse:
+        if request.method == "GET":
+            return _json({"trades": [t.public() for t in emu.trades.by_out.values()]})
+        try:
+            data = json.loads(await request.body() or b"{}")
+            if not isinstance(data, dict):
+                raise ConfigurationError("trade", "must be a JSON object")
+            app_id = str(data.get("app_id") or next(iter(config.apps)))
+            if app_id not in config.apps:
+                raise ConfigurationError("app_id", f"{app_id!r} is not a registered app")
+            if request.url.path.endswith("/pay"):
+                trade = emu.trades.pay(app_id, str(data.get("out_trade_no")))
+            else:
+                trade = emu.trades.create(app_id, data)
+        except (ValueError, ConfigurationError) as exc:
+            return _json({"ok": False, "error": str(exc)}, 400)
+        return _json(trade.public())
+
     routes = [
         Route("/gateway.do", gateway.handle, methods=["POST"]),
         *(Route(path, v3.handle, methods=["POST"]) for path in protocol.V3_METHODS),
@@ -96,6 +118,8 @@ def create_app(config: EmulatorConfig) -> Starlette:
         Route("/_admin/stats", stats, methods=["GET"]),
         Route("/_admin/reset", reset, methods=["POST"]),
         Route("/_admin/faults", faults, methods=["GET", "POST", "DELETE"]),
+        Route("/_admin/trades", trades, methods=["GET", "POST"]),
+        Route("/_admin/trades/pay", trades, methods=["POST"]),
     ]
     app = EmulatorApp(routes=routes)
     app.emulator = emu

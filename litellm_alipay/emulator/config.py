@@ -33,6 +33,7 @@ TIERS: dict[str, tuple[int | None, int | None]] = {
 FAULT_KINDS = frozenset({
     "system_error", "http_5xx", "rate_limit", "latency", "stall", "truncate", "bad_signature",
     "drop", "drop_after_actions", "cut_stream", "stream_error",
+    "acq_system_error", "acq_system_error_after", "stall_after_actions",
 })
 
 
@@ -112,6 +113,10 @@ class EmulatorConfig:
     refresh_expires_in: int = 2592000
     seed: int = 0
     faults: list[FaultRule] = field(default_factory=list)
+    #: factor on Alipay's notification resend schedule (4m, 10m, …): 0.001 resends within seconds
+    notify_delay_scale: float = 1.0
+    #: (app_id, trade) pairs created at start (``--demo`` seeds a few); see ``POST /_admin/trades``
+    seed_trades: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -260,7 +265,7 @@ def parse_app(data: Any, where: str) -> AppConfig:
 
 _TOP_KEYS = {
     "host", "port", "alipay_private_key", "alipay_cert", "alipay_root_cert", "apps", "faults", "models",
-    "max_context_chars", "timestamp_tolerance_seconds", "oauth", "seed",
+    "max_context_chars", "timestamp_tolerance_seconds", "oauth", "seed", "notify_delay_scale",
 }
 
 
@@ -319,6 +324,8 @@ def config_from_mapping(
         cfg.token_expires_in = _int_or_none(oauth["expires_in"], "oauth.expires_in") or 0
     if "re_expires_in" in oauth:
         cfg.refresh_expires_in = _int_or_none(oauth["re_expires_in"], "oauth.re_expires_in") or 0
+    if "notify_delay_scale" in data:
+        cfg.notify_delay_scale = _number(data["notify_delay_scale"], "notify_delay_scale", 0.0, 1.0)
     if "seed" in data:
         cfg.seed = _int_or_none(data["seed"], "seed") or 0
     return cfg

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import protocol
+from ..payments import wire as payment_wire
 from ..signing import rsa_sign
 from . import model
 from .config import EmulatorConfig
 from .faults import FaultInjector
 from .state import State
+from .trades import TradeBook
 
 MSGS = {
     "10000": "Success",
@@ -32,7 +34,8 @@ MSGS = {
     "40004": "Business Failed",
     "40006": "Insufficient Permissions",
 }
-KNOWN_METHODS = frozenset({protocol.METHOD_CHAT, protocol.METHOD_EMBED, protocol.METHOD_OAUTH})
+KNOWN_METHODS = frozenset({protocol.METHOD_CHAT, protocol.METHOD_EMBED, protocol.METHOD_OAUTH,
+                           *payment_wire.SERVER_METHODS})
 _WORDS = re.compile(r"\S+\s*|\s+")
 
 
@@ -111,6 +114,8 @@ class Emulator:
         self.key = config.alipay_private_key
         self.state = State(config.timestamp_tolerance_seconds)
         self.faults = FaultInjector(config.faults, config.seed)
+        self.trades = TradeBook(self.key, lambda app_id: config.apps[app_id].sign_type, config.notify_delay_scale)
+        self._seed_trades()
         self._trace = itertools.count(1)
         self._trace_prefix = f"{os.getpid():x}{int(time.time()):x}"
 
@@ -120,6 +125,13 @@ class Emulator:
     def reset(self) -> None:
         self.state.reset()
         self.faults.clear()
+        self.trades.reset()
+        self._seed_trades()
+
+    def _seed_trades(self) -> None:
+        """The trades the emulator starts with (``--demo`` seeds a few); a reset returns to them."""
+        for app_id, trade in self.config.seed_trades:
+            self.trades.create(app_id, trade)
 
     # ---------------------------------------------------------------------------------- signing
     def sign(self, data: bytes, sign_type: str = "RSA2", corrupt: bool = False) -> str:

@@ -14,6 +14,10 @@ Kinds (``FaultRule.kind``):
 - ``drop``: connection reset before anything is executed or sent.
 - ``drop_after_actions``: the request is fully executed (payment actions included, stored for
   idempotency), then the connection is reset without a response.
+- ``acq_system_error``: a trade method answered ``20000 ACQ.SYSTEM_ERROR``; nothing executed.
+- ``acq_system_error_after``: the trade method executes, then ``ACQ.SYSTEM_ERROR`` is answered.
+- ``stall_after_actions``: the trade method executes, then the answer is held ``seconds`` (past the
+  client's timeout: committed, answer lost).
 - ``cut_stream``: a streamed answer ends cleanly without its ``event: sign``.
 - ``stream_error``: a streamed answer sends its first chunk, then ``event: error`` (20000
   SYSTEM_ERROR) and a valid sign event.

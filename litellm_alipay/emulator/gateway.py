@@ -18,12 +18,15 @@ from starlette.requests import Request
 
 from .. import protocol
 from ..errors import SignatureError
+from ..payments import wire as payment_wire
 from ..signing import BEIJING, aes_decrypt, aes_encrypt, parse_beijing_timestamp, verify_params
 from .config import AppConfig, FaultRule
 from .core import KNOWN_METHODS, Emulator, Refusal, dumps, invalid
 from .responses import EventStreamResponse, RawResponse, plain, sleep_unless_disconnected
 
 _ERROR = "error"  # marks a node that goes out as error_response
+_ACQ_SYSTEM_ERROR = {"code": "20000", "msg": "Service Currently Unavailable", "sub_code": "ACQ.SYSTEM_ERROR",
+                     "sub_msg": "系统错误，请使用相同的参数再次调用"}
 
 
 def _parse(raw: bytes, charset: str) -> list[tuple[str, str]]:
@@ -173,6 +176,8 @@ class Gateway:
                 return early
 
         try:
+            if method in payment_wire.SERVER_METHODS:
+                return await self._run_trade(method, app, biz, params, fault, request)
             if method == protocol.METHOD_OAUTH:
                 node: dict[str, Any] = emu.run_oauth(app.app_id, params)
             else:
@@ -188,6 +193,19 @@ class Gateway:
         if params.get("encrypt_type") == "AES" and app.encrypt_key:
             cipher = aes_encrypt(dumps(node), app.encrypt_key, params.get("charset") or "utf-8")
             return self._respond(method, json.dumps(cipher), app, fault=fault)
+        return self._respond(method, node, app, fault=fault)
+
+    async def _run_trade(self, method: str, app: AppConfig, biz: dict[str, Any], params: dict[str, str],
+                         fault: FaultRule | None, request: Request) -> RawResponse:
+        """A trade method, then the faults that strike after it executed: the answer replaced by
+        ``ACQ.SYSTEM_ERROR``, or held past the client's timeout ("committed, answer lost")."""
+        node = self.emu.trades.run(method, app.app_id, biz, params)
+        self.emu.state.stats.successes += 1
+        kind = fault.kind if fault is not None else None
+        if kind == "acq_system_error_after":
+            node = dict(_ACQ_SYSTEM_ERROR)
+        elif kind == "stall_after_actions" and await sleep_unless_disconnected(request.receive, fault.seconds):
+            return RawResponse(499, b"", fault="drop")
         return self._respond(method, node, app, fault=fault)
 
     def run_ai(self, method: str, app: AppConfig, biz: dict[str, Any], stream: bool,
@@ -207,6 +225,8 @@ class Gateway:
     ) -> RawResponse | None:
         """Faults decided before anything runs; latency/stall sleep here and fall through."""
         kind = fault.kind
+        if kind == "acq_system_error":
+            return self._respond(method, dict(_ACQ_SYSTEM_ERROR), app)
         if kind == "system_error":
             refusal = Refusal("20000", "SYSTEM_ERROR", "system busy, outcome unknown")
             return self._respond(method, refusal.node(self.emu.trace_id()), app)

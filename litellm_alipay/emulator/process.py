@@ -157,6 +157,17 @@ class EmulatorProcess:
     def stats(self) -> dict[str, Any]:
         return self._admin("GET", "stats")
 
+    def create_trade(self, out_trade_no: str, total_amount: str, **fields: Any) -> dict[str, Any]:
+        """A trade (default TRADE_SUCCESS) for the demo app; answers it with its ``trade_no``."""
+        return self._admin("POST", "trades", {"out_trade_no": out_trade_no, "total_amount": total_amount, **fields})
+
+    def pay_trade(self, out_trade_no: str, **fields: Any) -> dict[str, Any]:
+        """The buyer pays a WAIT_BUYER_PAY trade (a state change: notified)."""
+        return self._admin("POST", "trades/pay", {"out_trade_no": out_trade_no, **fields})
+
+    def trades(self) -> list[dict[str, Any]]:
+        return self._admin("GET", "trades")["trades"]
+
     def reset(self) -> None:
         """Clear stats, faults, the idempotency store, nonces, tokens and quota windows."""
         self._admin("POST", "reset")

@@ -19,6 +19,13 @@ from ..errors import ConfigurationError
 from .config import AppConfig, EmulatorConfig, config_from_mapping, load_yaml, parse_app
 
 READY = "alipay emulator ready on"
+#: Trades ``--demo`` starts with: paid, partly refundable, unpaid (closable) and finished.
+DEMO_TRADES = (
+    {"out_trade_no": "demo-paid-1", "total_amount": "88.00", "subject": "demo order"},
+    {"out_trade_no": "demo-paid-2", "total_amount": "12.50", "subject": "demo order"},
+    {"out_trade_no": "demo-unpaid-1", "total_amount": "30.00", "trade_status": "WAIT_BUYER_PAY"},
+    {"out_trade_no": "demo-finished-1", "total_amount": "5.00", "trade_status": "TRADE_FINISHED"},
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +61,7 @@ def build_config(args: argparse.Namespace) -> tuple[EmulatorConfig, dict[str, st
         base = config_from_mapping(
             {"alipay_cert": str(keys.alipay_cert), "alipay_root_cert": str(keys.alipay_root_cert)}, base=base
         )
+        base.seed_trades = [(DEMO_APP_ID, trade) for trade in DEMO_TRADES]
         settings = keys.settings("")
     data: dict[str, Any] = dict(load_yaml(args.config)) if args.config else {}
     if args.alipay_private_key:

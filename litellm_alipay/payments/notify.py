@@ -1,0 +1,212 @@
+"""Alipay's asynchronous notifications (``notify_url``): verified, checked, deduplicated, audited.
+
+A notification is trusted only when its signature verifies (sorted parameters without ``sign`` and
+``sign_type``, ``wire.notify_sign_content``), its ``app_id`` is ours and its ``total_amount`` equals
+the trade's (looked up through the verified ``alipay.trade.query`` unless the caller supplies its
+own order lookup). A ``notify_id`` is processed once; a notification older than one already applied
+to the trade (state or refunded total going backwards) is acknowledged but not applied. The answer
+to Alipay is exactly ``success`` once handled, anything else makes Alipay re-send it.
+
+``NotifyVerifier.ahandle(params)`` fits any web framework; ``notify_app`` is the small ASGI app
+behind ``litellm-alipay notify``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from ..errors import AlipayError
+from ..signing import KeyText, PublicKey, load_public_key
+from . import wire
+from ._sync import run_sync
+from .audit import AuditLog
+from .classify import ResultClass
+from .store import SharedStore
+
+_RANK = {"WAIT_BUYER_PAY": 0, "TRADE_SUCCESS": 1, "TRADE_CLOSED": 2, "TRADE_FINISHED": 2}
+#: Alipay re-sends for about 25 hours; a handled notify_id is remembered for three days.
+SEEN_TTL = 3 * 86400
+
+
+class NotifyRejected(AlipayError):
+    """A notification that must not be trusted; ``field`` names what failed (sign, app_id, …)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"notification rejected: {field}: {problem}")
+
+
+@dataclass(frozen=True)
+class Notification:
+    notify_id: str
+    out_trade_no: str
+    trade_no: str | None
+    trade_status: str | None
+    total_amount: str | None
+    refund_fee: str | None
+    #: "applied", "duplicate" (this notify_id was handled before) or "stale" (older than what is known)
+    disposition: str
+    params: dict[str, str]
+
+
+class NotifyVerifier:
+    """Verifies notifications for one app. ``trade_amount(out_trade_no)`` gives the order's total
+    (``None`` = unknown order); ``on_notification`` is the caller's business hook — if it raises, the
+    answer is not ``success`` and Alipay re-sends."""
+
+    def __init__(self, alipay_public_key: KeyText | PublicKey, app_id: str, *,
+                 trade_amount: Callable[[str], Awaitable[str | None]],
+                 on_notification: Callable[[Notification], Awaitable[None]] | None = None,
+                 audit: AuditLog | None = None, store: SharedStore | None = None) -> None:
+        self._key = load_public_key(alipay_public_key, "alipay_public_key") \
+            if isinstance(alipay_public_key, (str, bytes)) else alipay_public_key
+        self.app_id = app_id
+        self._trade_amount = trade_amount
+        self._on_notification = on_notification
+        self.audit = audit
+        #: handled notify_ids and each trade's latest applied state: Redis-backed → shared by workers
+        self.store = store or SharedStore()
+
+    @classmethod
+    def for_toolkit(cls, toolkit: Any, **kwargs: Any) -> NotifyVerifier:
+        """A verifier that checks amounts against ``alipay.trade.query`` through ``toolkit``."""
+        settings = toolkit.settings
+
+        async def trade_amount(out_trade_no: str) -> str | None:
+            result = await toolkit.methods.query(out_trade_no=out_trade_no)
+            if result.result is ResultClass.RETRY_SAME_ID:  # cannot check now: "failure", Alipay re-sends
+                raise NotifyRejected("total_amount", "the order's amount cannot be checked now")
+            return result.node.get("total_amount") if result.code == "10000" else None
+
+        key = settings.response_key
+        key = key(None) if callable(key) else key  # certificate mode: the current Alipay certificate
+        kwargs.setdefault("store", toolkit.store)
+        return cls(key, settings.app_id, trade_amount=trade_amount, audit=toolkit.audit, **kwargs)
+
+    async def averify(self, params: Mapping[str, str]) -> Notification:
+        """The checked notification, or ``NotifyRejected``."""
+        params = dict(params)
+        if not wire.verify_notify(params, self._key):
+            raise NotifyRejected("sign", "the signature does not verify")
+        if params.get("app_id") != self.app_id:
+            raise NotifyRejected("app_id", "the notification is for another app")
+        notify_id, out_trade_no = params.get("notify_id"), params.get("out_trade_no")
+        if not notify_id or not out_trade_no:
+            raise NotifyRejected("notify_id", "notify_id and out_trade_no are required")
+        if await self.store.exists(self._seen_key(notify_id)):
+            return self._notification(params, "duplicate")
+        expected = await self._trade_amount(out_trade_no)
+        if expected is None:
+            raise NotifyRejected("out_trade_no", "no such order")
+        if wire.cents(params.get("total_amount")) != wire.cents(expected):
+            raise NotifyRejected("total_amount", "does not match the order's amount")
+        latest = await self.store.hget_int(self._order_key, out_trade_no, -1)
+        return self._notification(params, "stale" if _order(params) < latest else "applied")
+
+    def verify(self, params: Mapping[str, str]) -> Notification:
+        return run_sync(self.averify(params))
+
+    async def ahandle(self, params: Mapping[str, str]) -> str:
+        """Verify, run the hook, remember, audit: the exact text to answer Alipay with."""
+        try:
+            note = await self.averify(params)
+        except NotifyRejected as exc:
+            self._audit(params, "rejected", reason=str(exc))
+            return "failure"
+        if note.disposition != "duplicate" and not await self.store.claim(self._seen_key(note.notify_id), SEEN_TTL):
+            note = self._notification(note.params, "duplicate")  # another worker took it meanwhile
+        if note.disposition == "applied":
+            if self._on_notification is not None:
+                try:
+                    await self._on_notification(note)
+                except Exception as exc:  # the caller's hook failed: Alipay must re-send
+                    await self.store.unclaim(self._seen_key(note.notify_id))
+                    self._audit(params, "hook_failed", reason=type(exc).__name__)
+                    return "failure"
+            await self.store.hmax(self._order_key, note.out_trade_no, _order(note.params))
+        self._audit(params, note.disposition)
+        return "success"
+
+    def _seen_key(self, notify_id: str) -> str:
+        return f"notify-seen:{self.app_id}:{notify_id}"
+
+    @property
+    def _order_key(self) -> str:
+        return f"notify-order:{self.app_id}"
+
+    def _notification(self, params: dict[str, str], disposition: str) -> Notification:
+        return Notification(params["notify_id"], params["out_trade_no"], params.get("trade_no"),
+                            params.get("trade_status"), params.get("total_amount"), params.get("refund_fee"),
+                            disposition, {k: v for k, v in params.items() if k != "sign"})
+
+    def _audit(self, params: Mapping[str, str], result: str, **fields: Any) -> None:
+        if self.audit is not None:
+            self.audit.write("notify", app=params.get("app_id"), action="notify", result=result,
+                             notify_id=params.get("notify_id"), out_trade_no=params.get("out_trade_no"),
+                             trade_no=params.get("trade_no"), trade_status=params.get("trade_status"),
+                             amount=params.get("total_amount"), refund_fee=params.get("refund_fee"), **fields)
+
+
+def _order(params: Mapping[str, str]) -> int:
+    """A notification's place in its trade's life: the state's rank, then the refunded total."""
+    return _RANK.get(params.get("trade_status") or "", 0) * 10**13 + wire.cents(params.get("refund_fee"))
+
+
+def parse_form(body: bytes, content_type: str = "") -> dict[str, str]:
+    """The notification's form parameters, decoded with the charset they declare."""
+    pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="utf-8")
+    charset = dict(pairs).get("charset") or "utf-8"
+    if charset.lower().replace("-", "") != "utf8":
+        pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding=charset)
+    return dict(pairs)
+
+
+def notify_app(verifier: NotifyVerifier) -> Callable[..., Awaitable[None]]:
+    """A minimal ASGI app: ``POST`` (any path) → ``success`` / ``failure`` as ``text/plain``. On the
+    lifespan shutdown it closes the pooled gateway connections its lookups opened on the server's loop."""
+
+    async def app(scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        if scope["method"] != "POST":
+            await answer(send, 405, b"method not allowed")
+            return
+        text = await verifier.ahandle(parse_form(await read_body(receive)))
+        await answer(send, 200, text.encode())
+
+    return app
+
+
+async def _lifespan(receive: Callable, send: Callable) -> None:
+    from ..transport import aclose_loop_transports
+
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await aclose_loop_transports()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def read_body(receive: Callable) -> bytes:
+    """The whole ASGI request body."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
+async def answer(send: Callable, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

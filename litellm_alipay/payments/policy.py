@@ -1,0 +1,156 @@
+"""What a deployment lets the toolkit do: read-only by default, money-moving actions by name, refund
+caps per call and per day (the day's total shared through Redis when configured), confirmation.
+
+Refusals are ``PolicyError``: typed, naming the setting that refused and what would allow it, and
+raised before anything is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..errors import AlipayError, ConfigurationError
+from ..signing import BEIJING
+from . import wire
+from .store import SharedStore
+
+#: tool name -> the method behind it
+ACTIONS: dict[str, str] = {
+    "query_payment": wire.QUERY, "query_refund": wire.REFUND_QUERY, "bill_download_url": wire.BILL_URL,
+    "refund": wire.REFUND, "close_payment": wire.CLOSE, "cancel_payment": wire.CANCEL,
+    "create_payment": wire.PRECREATE,
+}
+READ_ONLY = frozenset({"query_payment", "query_refund", "bill_download_url"})
+_BY_METHOD = {method: name for name, method in ACTIONS.items()}
+
+
+#: policy setting -> environment variable
+POLICY_ENV = {
+    "enabled_actions": "ALIPAY_PAYMENTS_ENABLED_ACTIONS", "refund_cap_per_call": "ALIPAY_PAYMENTS_REFUND_CAP_PER_CALL",
+    "refund_cap_per_day": "ALIPAY_PAYMENTS_REFUND_CAP_PER_DAY", "confirm": "ALIPAY_PAYMENTS_CONFIRM",
+    "redis_url": "ALIPAY_REDIS_URL",
+}
+
+
+class PolicyError(AlipayError):
+    """The deployment's payment policy refuses this action; ``setting`` names what would allow it."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting = setting
+        super().__init__(f"{problem} (setting: {setting})")
+
+
+def _cap(name: str, value: Any) -> int | None:
+    return None if value in (None, "") else wire.cents(wire.amount(value, name))
+
+
+@dataclass(frozen=True)
+class PaymentPolicy:
+    """The payment settings of one deployment (``payments_*`` keys in ``from_mapping``)."""
+
+    enabled_actions: frozenset[str] = READ_ONLY
+    refund_cap_per_call: int | None = None  # cents
+    refund_cap_per_day: int | None = None  # cents, per app and Beijing day
+    confirm: bool = False
+    redis_url: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> PaymentPolicy:
+        """From ``enabled_actions`` (names or method names), ``refund_cap_per_call``,
+        ``refund_cap_per_day`` (yuan), ``confirm`` and ``redis_url``; unknown keys are refused."""
+        known = {"enabled_actions", "refund_cap_per_call", "refund_cap_per_day", "confirm", "redis_url"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigurationError(f"payments.{unknown[0]}", f"is not a payment setting ({', '.join(sorted(known))})")
+        return cls(
+            enabled_actions=enabled(data.get("enabled_actions") or ()),
+            refund_cap_per_call=_cap("payments.refund_cap_per_call", data.get("refund_cap_per_call")),
+            refund_cap_per_day=_cap("payments.refund_cap_per_day", data.get("refund_cap_per_day")),
+            confirm=bool(data.get("confirm", False)),
+            redis_url=data.get("redis_url") or None,
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PaymentPolicy:
+        """From ``ALIPAY_PAYMENTS_*`` variables (``ENABLED_ACTIONS`` comma-separated, ``REFUND_CAP_PER_CALL``,
+        ``REFUND_CAP_PER_DAY``, ``CONFIRM``) and ``ALIPAY_REDIS_URL``: deployment settings only."""
+        import os
+
+        env = os.environ if env is None else env
+        data: dict[str, Any] = {name: env.get(var) for name, var in POLICY_ENV.items() if env.get(var)}
+        if "confirm" in data:
+            data["confirm"] = str(data["confirm"]).strip().lower() in ("1", "true", "yes", "on")
+        return cls.from_mapping(data)
+
+    def check_enabled(self, action: str) -> None:
+        if action not in self.enabled_actions:
+            raise PolicyError("payments.enabled_actions",
+                              f"the action {action!r} is not enabled for this deployment (read-only by default)")
+
+    def check_call_cap(self, amount_cents: int) -> None:
+        if self.refund_cap_per_call is not None and amount_cents > self.refund_cap_per_call:
+            raise PolicyError("payments.refund_cap_per_call",
+                              f"a refund of {wire.yuan(amount_cents)} exceeds the per-call cap of "
+                              f"{wire.yuan(self.refund_cap_per_call)}")
+
+    def check_refund(self, amount_cents: int, refundable_cents: int) -> None:
+        """Per-call cap and refundable balance (the daily cap is reserved separately, atomically)."""
+        self.check_call_cap(amount_cents)
+        if amount_cents > refundable_cents:
+            raise PolicyError("refund_amount",
+                              f"a refund of {wire.yuan(amount_cents)} exceeds the refundable balance of "
+                              f"{wire.yuan(refundable_cents)}")
+
+
+def enabled(names: Iterable[str] | str) -> frozenset[str]:
+    """The read-only actions plus ``names`` (tool names or method names), each checked."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    out = set(READ_ONLY)
+    for name in names:
+        action = name if name in ACTIONS else _BY_METHOD.get(name)
+        if action is None:
+            raise ConfigurationError("payments.enabled_actions",
+                                     f"{name!r} is not an action ({', '.join(sorted(ACTIONS))})")
+        out.add(action)
+    return frozenset(out)
+
+
+# ---------------------------------------------------------------------------------- daily totals
+def beijing_day() -> str:
+    return datetime.now(BEIJING).strftime("%Y-%m-%d")
+
+
+class RefundBook:
+    """Today's refunded total per app (reserved before sending, released after a refund that certainly
+    did not happen) and each trade's refunded total as Alipay reported it (Alipay's trade query does
+    not report refunds, so the refundable balance is total − this); in the ``SharedStore``, so every
+    worker sees one total when it is Redis-backed."""
+
+    def __init__(self, store: SharedStore) -> None:
+        self.store = store
+
+    @staticmethod
+    def day_key(app_id: str) -> str:
+        return f"refunded:{app_id}:{beijing_day()}"
+
+    async def reserve(self, app_id: str, amount_cents: int, cap_cents: int) -> None:
+        """Book ``amount`` against today's cap, or raise ``PolicyError`` (nothing booked)."""
+        if not await self.store.add_within(self.day_key(app_id), amount_cents, cap_cents, 172800):
+            raise PolicyError("payments.refund_cap_per_day",
+                              f"a refund of {wire.yuan(amount_cents)} would exceed today's cap of "
+                              f"{wire.yuan(cap_cents)} for app {app_id}")
+
+    async def release(self, app_id: str, amount_cents: int) -> None:
+        await self.store.add(self.day_key(app_id), -amount_cents)
+
+    async def refunded(self, app_id: str, trade: str) -> int:
+        """The trade's cumulative refunded amount as Alipay last reported it (``refund_fee``)."""
+        return await self.store.hget_int(f"trade-refunded:{app_id}", trade)
+
+    async def record_refunded(self, app_id: str, trade: str, refund_fee_cents: int) -> None:
+        """Remember the cumulative ``refund_fee`` of a refund answer (it only grows)."""
+        await self.store.hmax(f"trade-refunded:{app_id}", trade, refund_fee_cents)

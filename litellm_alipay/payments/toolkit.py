@@ -1,0 +1,262 @@
+"""The toolkit: a payment action run through the policy, at most once, audited.
+
+``arun(action, args, idempotency_key=…)`` is the one async implementation; ``run`` drives it from sync
+code. A refund goes: policy (enabled, per-call cap) → refund query under its derived request number
+(an earlier attempt may have committed) → trade query (state, total; refundable = total − refunded)
+→ optional two-phase confirmation → daily-cap reservation → audit line → the refund → on an unknown
+outcome, the refund query again before answering (and at most ``max_sends`` sends with the same
+number) → audit line → the answer. Nothing here trusts the model with a request number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..errors import ConfigurationError
+from ..settings import AlipaySettings
+from . import wire
+from ._sync import run_sync
+from .audit import AuditLog
+from .classify import ResultClass
+from .idempotency import check_idempotency_key, refund_request_no
+from .methods import PaymentMethods, PaymentResult, trade_ref
+from .policy import ACTIONS, READ_ONLY, PaymentPolicy, PolicyError, RefundBook
+from .store import SharedStore
+
+PROPOSAL_TTL = 900  # seconds a proposal waits for its confirmation
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A refund waiting for the caller's confirmation. ``token`` goes to the caller, never the model."""
+
+    token: str = field(repr=False)
+    action: str
+    args: dict[str, Any]
+    idempotency_key: str = field(repr=False)
+    tenant: str | None
+    trace_id: str
+    out_request_no: str
+    amount: str
+
+    def to_json(self) -> str:
+        return json.dumps({k: getattr(self, k) for k in self.__dataclass_fields__ if k != "token"})
+
+    @classmethod
+    def from_json(cls, token: str, text: str) -> Proposal:
+        return cls(token=token, **json.loads(text))
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the model is told: a proposal exists; no token."""
+        return {"method": ACTIONS[self.action], "result": "needs_confirmation", "proposal": True,
+                "explanation": "Proposed, not executed: the user must confirm it before any money moves.",
+                "amount": self.amount, "out_request_no": self.out_request_no,
+                **{k: v for k, v in self.args.items() if k in ("out_trade_no", "trade_no", "refund_reason")}}
+
+
+class PaymentToolkit:
+    """Payment actions for one deployment: settings (keys, gateway), policy, audit trail."""
+
+    def __init__(self, settings: AlipaySettings, policy: PaymentPolicy | None = None,
+                 audit: AuditLog | str | os.PathLike[str] | None = None, *, max_sends: int = 2,
+                 methods: PaymentMethods | None = None) -> None:
+        self.settings = settings
+        self.policy = policy or PaymentPolicy()
+        self.audit = AuditLog(audit) if isinstance(audit, (str, os.PathLike)) else audit
+        if max_sends < 1:
+            raise ConfigurationError("max_sends", "must be at least 1")
+        self.max_sends = max_sends
+        self.methods = methods or PaymentMethods(settings)
+        #: shared by every worker when ``redis_url`` is set: daily totals, refunded totals, proposals
+        self.store = SharedStore(self.policy.redis_url)
+        self.book = RefundBook(self.store)
+
+    # ------------------------------------------------------------------------------------ public
+    async def arun(self, action: str, args: Mapping[str, Any], *, idempotency_key: str | None = None,
+                   tenant: str | None = None, trace_id: str | None = None) -> PaymentResult | Proposal:
+        """Run ``action`` (a tool name, see ``policy.ACTIONS``); ``PolicyError`` / ``ConfigurationError``
+        when the policy or the input refuses it (nothing sent)."""
+        trace_id = trace_id or uuid.uuid4().hex
+        if action not in ACTIONS:
+            raise ConfigurationError("action", f"{action!r} is not a payment action ({', '.join(sorted(ACTIONS))})")
+        args = dict(args)
+        try:
+            self.policy.check_enabled(action)
+            if action == "refund":
+                return await self._refund(args, idempotency_key, tenant, trace_id, confirmed=False)
+            result = await self._simple(action, args)
+        except (PolicyError, ConfigurationError) as exc:
+            self._audit("refused", action, args, tenant, trace_id, result="refused",
+                        reason=str(exc), setting=getattr(exc, "setting", None))
+            raise
+        if action not in READ_ONLY:
+            self._audit("outcome", action, args, tenant, trace_id, result=result)
+        return result
+
+    def run(self, action: str, args: Mapping[str, Any], **kwargs: Any) -> PaymentResult | Proposal:
+        return run_sync(self.arun(action, args, **kwargs))
+
+    async def aconfirm(self, token: str) -> PaymentResult:
+        """Execute a proposal (on any worker sharing the store). Only the caller holds ``token``; a
+        wrong, used or expired one is refused."""
+        stored = await self.store.take(_proposal_key(token)) if isinstance(token, str) and token else None
+        proposal = Proposal.from_json(token, stored) if stored else None
+        if proposal is None:
+            raise PolicyError("confirmation_token", "no pending proposal for this confirmation token (wrong, "
+                                                    "used or expired)")
+        self._audit("confirmation", proposal.action, proposal.args, proposal.tenant, proposal.trace_id,
+                    out_request_no=proposal.out_request_no, amount=proposal.amount)
+        result = await self._refund(proposal.args, proposal.idempotency_key, proposal.tenant, proposal.trace_id,
+                                    confirmed=True)
+        assert isinstance(result, PaymentResult)
+        return result
+
+    def confirm(self, token: str) -> PaymentResult:
+        return run_sync(self.aconfirm(token))
+
+    def payment_link(self, **kwargs: Any) -> str:
+        """A signed page/WAP payment URL or form (``PaymentMethods.payment_link``); needs create_payment."""
+        self.policy.check_enabled("create_payment")
+        return self.methods.payment_link(**kwargs)
+
+    # ------------------------------------------------------------------------------ the actions
+    async def _simple(self, action: str, args: dict[str, Any]) -> PaymentResult:
+        m = self.methods
+        ref = {"out_trade_no": args.get("out_trade_no"), "trade_no": args.get("trade_no")}
+        if action == "query_payment":
+            return await m.query(**ref)
+        if action == "query_refund":
+            return await m.refund_query(out_request_no=_arg(args, "out_request_no"), **ref)
+        if action == "bill_download_url":
+            return await m.bill_url(bill_date=_arg(args, "bill_date"), bill_type=args.get("bill_type") or "trade")
+        if action == "close_payment":
+            return await m.close(**ref)
+        if action == "cancel_payment":
+            return await m.cancel(**ref)
+        return await m.precreate(out_trade_no=_arg(args, "out_trade_no"), total_amount=args.get("total_amount"),
+                                 subject=_arg(args, "subject"), notify_url=args.get("notify_url"))
+
+    async def _refund(self, args: dict[str, Any], idempotency_key: str | None, tenant: str | None,
+                      trace_id: str, *, confirmed: bool) -> PaymentResult | Proposal:
+        app = self.settings.app_id
+        key = check_idempotency_key(idempotency_key)
+        amount = wire.amount(args.get("refund_amount"), "refund_amount")
+        cents = wire.cents(amount)
+        ref = trade_ref(args.get("out_trade_no"), args.get("trade_no"))
+        trade = next(iter(ref.values()))
+        request_no = refund_request_no(app, key, trade, amount)
+        audit = {"out_request_no": request_no, "amount": amount, "tenant": tenant, "trace_id": trace_id}
+        self.policy.check_call_cap(cents)  # before any call
+
+        early, total = await self._preflight(ref, request_no)
+        if early is not None:
+            self._audit("outcome", "refund", args, **audit, result=early)
+            return early
+        refundable = total - await self.book.refunded(app, trade)
+        self.policy.check_refund(cents, refundable)
+
+        if self.policy.confirm and not confirmed:
+            proposal = Proposal("cf_" + secrets.token_urlsafe(24), "refund", args, key, tenant, trace_id,
+                                request_no, amount)
+            await self.store.put(_proposal_key(proposal.token), proposal.to_json(), PROPOSAL_TTL)
+            self._audit("proposal", "refund", args, **audit, result="needs_confirmation")
+            return proposal
+
+        if self.policy.refund_cap_per_day is not None:
+            await self.book.reserve(app, cents, self.policy.refund_cap_per_day)
+        result = await self._send_refund(args, ref, amount, request_no, audit)
+        if result.result is ResultClass.SUCCEEDED and result.node.get("refund_fee"):
+            await self.book.record_refunded(app, trade, wire.cents(result.node["refund_fee"]))
+        replayed = result.node.get("fund_change") == "N"  # money moved before this call, not in it
+        moved_now = result.result is ResultClass.SUCCEEDED and not replayed
+        if self.policy.refund_cap_per_day is not None and result.outcome_known and not moved_now:
+            await self.book.release(app, cents)
+        self._audit("outcome", "refund", args, **audit, result=result)
+        return result
+
+    async def _preflight(self, ref: dict[str, str], request_no: str) -> tuple[PaymentResult | None, int]:
+        """``(the answer, 0)`` when the refund must not (or need not) be sent, else ``(None, the trade's
+        total in cents)``.
+
+        First the refund query under the derived number (an earlier attempt may have committed: report
+        it, send nothing), then the trade query (it must exist and be paid)."""
+        done = await self.methods.refund_query(out_request_no=request_no, **ref)
+        if done.node.get("refund_status") == "REFUND_SUCCESS":
+            return _reconciled(done, request_no, "This refund already succeeded earlier; nothing was sent again."), 0
+        if done.result is not ResultClass.NEEDS_CONFIRMATION:  # no such trade, or Alipay cannot tell now
+            return replace(done, method=wire.REFUND, out_request_no=request_no, sent=False,
+                           explanation="Not sent: " + done.explanation), 0
+        query = await self.methods.query(**ref)
+        if query.result is not ResultClass.SUCCEEDED:
+            return replace(query, method=wire.REFUND, out_request_no=request_no, sent=False,
+                           explanation="Not sent: " + query.explanation), 0
+        status = query.node.get("trade_status")
+        if status != "TRADE_SUCCESS":
+            node = {"trade_no": query.trade_no, "out_trade_no": query.node.get("out_trade_no"), "trade_status": status}
+            return PaymentResult(wire.REFUND, ResultClass.FAILED, f"Not sent: the trade is {status}; only a paid "
+                                 "(TRADE_SUCCESS) trade can be refunded.", node, request_no, sent=False), 0
+        return None, wire.cents(query.node.get("total_amount"))
+
+    async def _send_refund(self, args: dict[str, Any], ref: dict[str, str], amount: str, request_no: str,
+                           audit: dict[str, Any]) -> PaymentResult:
+        """Send with the same number at most ``max_sends`` times, reconciling after each unknown outcome."""
+        result: PaymentResult | None = None
+        for attempt in range(1, self.max_sends + 1):
+            self._audit("attempt", "refund", args, **audit, attempt=attempt)
+            result = await self.methods.refund(out_request_no=request_no, refund_amount=amount,
+                                               refund_reason=args.get("refund_reason"), **ref)
+            if result.result in (ResultClass.SUCCEEDED, ResultClass.FAILED):
+                return result
+            check = await self.methods.refund_query(out_request_no=request_no, **ref)
+            if check.node.get("refund_status") == "REFUND_SUCCESS":
+                explanation = ("Alipay answered without a fund change; the refund query confirms this refund "
+                               "succeeded (once).") if result.result is ResultClass.NEEDS_CONFIRMATION else \
+                    "The answer was lost, but the refund query confirms the refund happened (once)."
+                merged = _reconciled(check, request_no, explanation)
+                if result.result is ResultClass.NEEDS_CONFIRMATION:
+                    merged = replace(merged, node={**merged.node, "fund_change": "N"})
+                return merged
+            if check.result is not ResultClass.NEEDS_CONFIRMATION:
+                return result  # the query cannot tell either: stop, the outcome stays unknown
+            # a definite "no refund under this number": sending again with the same number is safe
+        assert result is not None
+        return replace(result, outcome_known=True, explanation=result.explanation
+                       + " The refund query shows it did not happen; retry later with the same idempotency key.")
+
+    # ------------------------------------------------------------------------------------ audit
+    def _audit(self, event: str, action: str, args: Mapping[str, Any], tenant: str | None = None,
+               trace_id: str | None = None, *, result: PaymentResult | str | None = None, **fields: Any) -> None:
+        if self.audit is None:
+            return
+        if isinstance(result, PaymentResult):
+            fields.update(result=result.result.value, sub_code=result.sub_code, trade_no=result.trade_no,
+                          outcome_known=result.outcome_known, reconciled=result.reconciled or None)
+            fields.setdefault("amount", result.node.get("refund_amount") or result.node.get("total_amount"))
+        elif result is not None:
+            fields["result"] = result
+        self.audit.write(event, app=self.settings.app_id, tenant=tenant, action=action, method=ACTIONS[action],
+                         args=args, out_trade_no=args.get("out_trade_no"), trace_id=trace_id, **fields)
+
+
+def _proposal_key(token: str) -> str:
+    """Stored under the token's hash: a Redis dump does not hand out confirmations."""
+    return "proposal:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def _reconciled(query: PaymentResult, request_no: str, explanation: str) -> PaymentResult:
+    return PaymentResult(wire.REFUND, ResultClass.SUCCEEDED, explanation, dict(query.node), request_no,
+                         reconciled=True)
+
+
+def _arg(args: Mapping[str, Any], name: str) -> str:
+    value = args.get(name)
+    if value is None or not str(value).strip():
+        raise ConfigurationError(name, "is required")
+    return str(value)
