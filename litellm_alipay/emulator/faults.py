@@ -21,6 +21,8 @@ Kinds (``FaultRule.kind``):
 - ``cut_stream``: a streamed answer ends cleanly without its ``event: sign``.
 - ``stream_error``: a streamed answer sends its first chunk, then ``event: error`` (20000
   SYSTEM_ERROR) and a valid sign event.
+- ``trickle``: a streamed answer sends its first chunk, then an SSE comment every ``seconds`` (default
+  0.2) — bytes keep arriving, the answer never does — until the client leaves (at most 120 s).
 """
 
 from __future__ import annotations

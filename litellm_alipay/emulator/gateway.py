@@ -249,6 +249,9 @@ class Gateway:
         """B3 events: chunks, then ``event: sign`` over every earlier data payload."""
         datas = answer.chunks()
         kind = fault.kind if fault is not None else None
+        if kind == "trickle":
+            return EventStreamResponse([protocol.sse_event(datas[0])], fault="trickle",
+                                       interval=fault.seconds or 0.2)
         if kind == "stream_error":
             err = Refusal("20000", "SYSTEM_ERROR", "the stream failed after it began").node()
             datas = datas[:1]

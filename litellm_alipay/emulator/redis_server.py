@@ -52,6 +52,29 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def kill(self) -> None:
+        """Kill the server abruptly (SIGKILL), keeping its port for ``restart``: a dying Redis."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+    def restart(self) -> str:
+        """Start again on the same port (empty: persistence is off), as a Redis coming back would."""
+        binary = shutil.which(REDIS_BINARY)
+        assert binary is not None and self._workdir is not None
+        self._stop_and_read()
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self._workdir.name, "--loglevel", "warning"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + READY_DEADLINE_S
+        while time.monotonic() < deadline:
+            if _ping(self.port):
+                return self.url
+            time.sleep(0.02)  # polling interval of a bounded readiness loop, not synchronisation
+        raise RuntimeError("redis-server did not come back on its port: " + self._stop_and_read()[-2000:])
+
     def start(self) -> str:
         """Start the server and return its URL; raise RuntimeError with the reason if it cannot."""
         binary = shutil.which(REDIS_BINARY)

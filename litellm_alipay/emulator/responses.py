@@ -90,10 +90,11 @@ class EventStreamResponse:
     """A finished list of SSE events sent one by one; ``fault`` may truncate or drop it."""
 
     def __init__(self, events: Sequence[bytes], headers: Sequence[tuple[bytes, bytes]] = (),
-                 fault: str | None = None) -> None:
+                 fault: str | None = None, interval: float = 0.2) -> None:
         self.events = events
         self.headers = [(b"content-type", SSE), (b"cache-control", b"no-cache"), *headers]
         self.fault = fault
+        self.interval = interval
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.fault == "drop" and await close_connection(scope, receive, reset=True):
@@ -108,7 +109,26 @@ class EventStreamResponse:
             return
         for event in events:
             await send({"type": "http.response.body", "body": event, "more_body": True})
+        if self.fault == "trickle":
+            await _trickle(send, receive, self.interval)
+            return
         await send({"type": "http.response.body", "body": b""})
+
+
+async def _trickle(send: Send, receive: Receive, interval: float, limit: float = 120.0) -> None:
+    """Comments that keep a stream alive without ever finishing it, until the client disconnects."""
+    for _ in range(max(1, int(limit / interval))):
+        try:
+            await send({"type": "http.response.body", "body": b": still thinking\n\n", "more_body": True})
+        except OSError:
+            return
+        try:
+            message = await asyncio.wait_for(receive(), interval)
+        except asyncio.TimeoutError:
+            continue
+        if message.get("type") == "http.disconnect":
+            return
+    await send({"type": "http.response.body", "body": b""})
 
 
 def json_headers(extra: dict[str, str] | None = None) -> list[tuple[bytes, bytes]]:
