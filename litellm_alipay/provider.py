@@ -18,6 +18,9 @@ from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import EmbeddingResponse, GenericStreamingChunk, ModelResponse
 
 from . import protocol, residency, transforms
+from .backends import ant_ling_route
+from .backends.ant_ling import ANT_LING
+from .catalogue import register_models
 from .errors import AlipayError, ReadTimeoutError, local_error
 from .gateway import Gateway
 from .pricing import Cost, stream_usage
@@ -33,6 +36,7 @@ class AlipayLLM(CustomLLM):
     def __init__(self) -> None:
         super().__init__()
         self._gateways: dict[int, Gateway] = {}
+        register_models()  # the proxy builds this handler from its config without calling register()
 
     # --------------------------------------------------------------------------------- plumbing
     def _gateway(self, settings: AlipaySettings) -> Gateway:
@@ -54,6 +58,17 @@ class AlipayLLM(CustomLLM):
         except AlipayError as exc:
             raise local_error(exc, model=model, provider=PROVIDER) from None
         return self._gateway(settings), request
+
+    def _ant_ling(self, model: str, optional_params: dict, litellm_params: dict | None, api_base: str | None,
+                  api_key: str | None, logging_obj: Any) -> tuple[Any, dict[str, Any]] | None:
+        """The Ant Ling backend and request when it serves this deployment (backends/), else None."""
+        try:
+            route = ant_ling_route(model, optional_params, api_base, api_key)
+        except AlipayError as exc:
+            raise local_error(exc, model=model, provider=PROVIDER) from None
+        if route is not None:
+            self._end_user(route[1], logging_obj, litellm_params)
+        return route
 
     @staticmethod
     def _drop_params(litellm_params: dict | None) -> bool:
@@ -93,6 +108,9 @@ class AlipayLLM(CustomLLM):
                    logging_obj: Any, optional_params: dict, acompletion: Any = None,
                    litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
                    timeout: Any = None, client: Any = None) -> ModelResponse:
+        if ling := self._ant_ling(model, optional_params, litellm_params, api_base, api_key, logging_obj):
+            return ANT_LING.completion(*ling, model_response=model_response, model=model, messages=messages,
+                                       drop_params=self._drop_params(litellm_params), timeout=_seconds(timeout))
         gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                         logging_obj, stream=False)
         seconds = _seconds(timeout)
@@ -106,6 +124,10 @@ class AlipayLLM(CustomLLM):
                           logging_obj: Any, optional_params: dict, acompletion: Any = None,
                           litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
                           timeout: Any = None, client: Any = None) -> ModelResponse:
+        if ling := self._ant_ling(model, optional_params, litellm_params, api_base, api_key, logging_obj):
+            return await ANT_LING.acompletion(*ling, model_response=model_response, model=model,
+                                              messages=messages, drop_params=self._drop_params(litellm_params),
+                                              timeout=_seconds(timeout))
         gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                         logging_obj, stream=False)
         seconds = _seconds(timeout)
@@ -121,6 +143,10 @@ class AlipayLLM(CustomLLM):
                   logging_obj: Any, optional_params: dict, acompletion: Any = None,
                   litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
                   timeout: Any = None, client: Any = None) -> Iterator[GenericStreamingChunk]:
+        if ling := self._ant_ling(model, optional_params, litellm_params, api_base, api_key, logging_obj):
+            yield from ANT_LING.streaming(*ling, model=model, messages=messages,
+                                          drop_params=self._drop_params(litellm_params), timeout=_seconds(timeout))
+            return
         gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                         logging_obj, stream=True)
         transformer, tally = transforms.StreamTransformer(), _StreamTally()
@@ -135,6 +161,12 @@ class AlipayLLM(CustomLLM):
                          logging_obj: Any, optional_params: dict, acompletion: Any = None,
                          litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
                          timeout: Any = None, client: Any = None) -> AsyncIterator[GenericStreamingChunk]:
+        if ling := self._ant_ling(model, optional_params, litellm_params, api_base, api_key, logging_obj):
+            async for out in ANT_LING.astreaming(*ling, model=model, messages=messages,
+                                                 drop_params=self._drop_params(litellm_params),
+                                                 timeout=_seconds(timeout)):
+                yield out
+            return
         gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                         logging_obj, stream=True)
         transformer, tally = transforms.StreamTransformer(), _StreamTally()
@@ -150,6 +182,8 @@ class AlipayLLM(CustomLLM):
     def _embed_setup(self, model: str, input: Any, optional_params: dict, litellm_params: Any,
                      api_base: str | None, api_key: str | None, logging_obj: Any
                      ) -> tuple[Gateway, list[dict]]:
+        if self._ant_ling(model, optional_params, litellm_params, api_base, api_key, logging_obj):
+            raise ANT_LING.no_embeddings(model)
         gateway, request = self._setup(model, optional_params, litellm_params, api_base, api_key)
         self._end_user(request, logging_obj, litellm_params)
         batches = transforms.embed_biz_contents(

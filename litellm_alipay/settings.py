@@ -77,6 +77,12 @@ SHADOW_MODEL_ENV = "ALIPAY_SHADOW_MODEL"
 SHADOW_SOURCES_ENV = "ALIPAY_SHADOW_SOURCES"
 #: Deployment keys that are settings, never request parameters: removed before transforms run.
 SETTING_NAMES = frozenset(ENV) | {"api_key"}
+#: The Ant Ling backend's own deployment-only settings (read in ``backends/ant_ling_settings.py``).
+BACKEND_SETTING_NAMES = frozenset({
+    "backend", "price_input_per_million_usd", "price_output_per_million_usd",
+    "price_cache_read_per_million_usd", "slow_down_hold", "slow_down_ramp", "slow_down_factor",
+})
+SETTING_NAMES = SETTING_NAMES | BACKEND_SETTING_NAMES
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

@@ -17,6 +17,8 @@ Kinds (``FaultRule.kind``):
 - ``cut_stream``: a streamed answer ends cleanly without its ``event: sign``.
 - ``stream_error``: a streamed answer sends its first chunk, then ``event: error`` (20000
   SYSTEM_ERROR) and a valid sign event.
+- ``slow_down``: Ant Ling's 503 "Slow Down" (only the ``ant-ling.chat`` route answers it specially;
+  the gateway treats it as no fault).
 """
 
 from __future__ import annotations
