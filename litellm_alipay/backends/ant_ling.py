@@ -40,7 +40,8 @@ class AntLingBackend:
     def __init__(self, settings: AntLingSettings) -> None:
         self.settings = settings
         self.guards = Guards(settings)  # type: ignore[arg-type]  # reads the same attribute names
-        self.pacer = get_pacer(settings.slow_down_hold, settings.slow_down_ramp, settings.slow_down_factor)
+        self.pacer = get_pacer(settings.slow_down_hold, settings.slow_down_ramp, settings.slow_down_factor,
+                               settings.redis_url)
         self._headers = {"Authorization": f"Bearer {settings.api_key}", "Content-Type": "application/json",
                          "Accept": "application/json, text/event-stream"}
         self._chat_url = settings.api_base + "/chat/completions"
@@ -61,6 +62,9 @@ class AntLingBackend:
         """The JSON body of a 2xx answer, or the LiteLLM exception for the status."""
         if response.status >= 400:
             raise self._refused(response.status, response.content, model)
+        return self._json(response, model)
+
+    def _json(self, response: HttpResponse, model: str) -> dict[str, Any]:
         try:
             body = json.loads(response.content)
         except ValueError:
@@ -74,10 +78,17 @@ class AntLingBackend:
     def _refused(self, status: int, content: bytes, model: str) -> Exception:
         exc = shapes.error_for_status(status, content, model)
         if getattr(exc, "slow_down", False):
-            rate = self.pacer.slow_down(self.settings.app_id)
-            logger.warning("Ant Ling asked to slow down (503): pacing %s at %.2f requests/s",
-                           self.settings.app_id, rate)
+            self._paced(self.pacer.slow_down(self.settings.app_id))
         return exc
+
+    async def _arefused(self, status: int, content: bytes, model: str) -> Exception:
+        exc = shapes.error_for_status(status, content, model)
+        if getattr(exc, "slow_down", False):
+            self._paced(await self.pacer.aslow_down(self.settings.app_id))
+        return exc
+
+    def _paced(self, rate: float) -> None:
+        logger.warning("Ant Ling asked to slow down (503): pacing %s at %.2f requests/s", self.settings.app_id, rate)
 
     # ----------------------------------------------------------------------------------- guards
     def _before(self, tenant: str, timeout: float | None, model: str) -> None:
@@ -123,7 +134,9 @@ class AntLingBackend:
                 response = await async_transport(s.transport, s.pool_size, s.http2).send(self.request(body, timeout))
             except AlipayError as exc:
                 raise local_error(exc, model=model, provider=PROVIDER) from None
-            return self.parse(response, model)  # type: ignore[arg-type]
+            if response.status >= 400:
+                raise await self._arefused(response.status, response.content, model)  # type: ignore[union-attr]
+            return self._json(response, model)  # type: ignore[arg-type]
         except BaseException as exc:
             failure = exc
             raise
@@ -171,7 +184,7 @@ class AntLingBackend:
             try:
                 if response.status >= 400:  # type: ignore[union-attr]
                     content = b"".join([part async for part in response])  # type: ignore[union-attr]
-                    raise self._refused(response.status, content, model)  # type: ignore[union-attr]
+                    raise await self._arefused(response.status, content, model)  # type: ignore[union-attr]
                 decoder = protocol.SSEDecoder()
                 async for raw in response:  # type: ignore[union-attr]
                     for event in decoder.feed(raw):

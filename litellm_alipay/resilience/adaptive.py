@@ -12,7 +12,9 @@ keeps a send rate that is unlimited until the first "Slow Down"; then:
 * a request waits for its slot within its time budget, else fails at once with ``QuotaExceededError``
   (a ``RateLimitError`` for the Router) without sending anything.
 
-State is per process. The clock is injectable, so the tests drive it without sleeping.
+State is per process (``AdaptivePacer``), or shared by every process and proxy instance through Redis
+(``RedisPacer``: one atomic Lua script on the Redis server's clock, the send rate measured over two fixed
+windows). The in-process clock is injectable, so the tests drive it without sleeping.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import QuotaExceededError
+from ._redis import LuaScript, RedisClients, server_time_us_lua
 
 WINDOW = 5.0  # seconds over which the send rate is measured
 
@@ -114,16 +118,125 @@ class AdaptivePacer:
         if wait > 0:
             await asyncio.sleep(wait)
 
+    async def aslow_down(self, key: str) -> float:
+        return self.slow_down(key)
 
-_pacers: dict[tuple[float, float, float], AdaptivePacer] = {}
+
+_PACE_LUA = server_time_us_lua() + """
+local op = ARGV[1]
+local hold, ramp = tonumber(ARGV[2]) * 1e6, tonumber(ARGV[3]) * 1e6
+local factor, minrate = tonumber(ARGV[4]), tonumber(ARGV[5])
+local maxwait, window = tonumber(ARGV[6]), tonumber(ARGV[7]) * 1e6
+local h = redis.call('HMGET', KEYS[1], 'floor', 'ceiling', 'thr', 'next', 'wstart', 'wcount', 'pcount')
+local floor, ceiling, thr = tonumber(h[1]), tonumber(h[2]) or 0, tonumber(h[3]) or 0
+local nxt, wstart = tonumber(h[4]) or 0, tonumber(h[5]) or now
+local wcount, pcount = tonumber(h[6]) or 0, tonumber(h[7]) or 0
+if now - wstart >= window then
+  if now - wstart >= 2 * window then pcount = 0 else pcount = wcount end
+  wstart, wcount = now, 0
+end
+local measured = math.max(pcount, wcount) / (window / 1e6)
+local rate = nil
+if floor then
+  local elapsed = now - thr
+  if elapsed < hold then rate = floor
+  else
+    local progress = (elapsed - hold) / ramp
+    if progress >= 1 then floor = nil else rate = floor + (ceiling - floor) * progress end
+  end
+end
+local out = -1
+if op == 'slow' then
+  local m = math.max(measured, minrate)
+  local base = m
+  if rate and rate < m then base = rate end
+  floor = math.max(minrate, base * factor)
+  ceiling, thr = math.max(m, floor), now
+  out = floor
+elseif op == 'book' then
+  local wait = 0
+  if rate then
+    local slot = math.max(now, nxt)
+    wait = slot - now
+    if maxwait >= 0 and wait > maxwait then return {1, fmt(wait)} end
+    nxt = slot + 1e6 / rate
+  end
+  wcount = wcount + 1
+  out = wait
+elseif rate then
+  out = rate
+end
+if floor then redis.call('HSET', KEYS[1], 'floor', tostring(floor)) else redis.call('HDEL', KEYS[1], 'floor') end
+redis.call('HSET', KEYS[1], 'ceiling', tostring(ceiling), 'thr', fmt(thr), 'next', fmt(nxt), 'wstart', fmt(wstart),
+           'wcount', wcount, 'pcount', pcount)
+redis.call('PEXPIRE', KEYS[1], math.floor((hold + ramp + 2 * window) / 1000) + 1000)
+return {0, tostring(out)}
+"""
+
+
+class RedisPacer:
+    """``AdaptivePacer``'s behaviour with its state in Redis: a "Slow Down" seen by one proxy instance
+    paces every instance using the same key. Redis is imported only when this class is used."""
+
+    def __init__(self, url: str, *, hold: float = 900.0, ramp: float = 900.0, factor: float = 0.5,
+                 min_rate: float = 0.2) -> None:
+        self.hold, self.ramp, self.factor, self.min_rate = hold, ramp, factor, min_rate
+        self._clients = RedisClients(url)
+        self._script = LuaScript(_PACE_LUA)
+
+    def _args(self, op: str, max_wait: float | None) -> list[Any]:
+        wait_us = -1 if max_wait is None else int(max_wait * 1e6)
+        return [op, self.hold, self.ramp, self.factor, self.min_rate, wait_us, WINDOW]
+
+    @staticmethod
+    def _key(key: str) -> str:
+        return f"litellm_alipay:pace:{key}"
+
+    @staticmethod
+    def _result(key: str, reply: Any, max_wait: float | None) -> float:
+        refused, value = int(reply[0]), float(reply[1])
+        if refused:
+            raise QuotaExceededError(key, value / 1e6, max_wait or 0.0)
+        return value
+
+    def rate(self, key: str) -> float | None:
+        value = self._result(key, self._script.run(self._clients.sync(), [self._key(key)], self._args("rate", None)),
+                             None)
+        return None if value < 0 else value
+
+    def slow_down(self, key: str) -> float:
+        reply = self._script.run(self._clients.sync(), [self._key(key)], self._args("slow", None))
+        return self._result(key, reply, None)
+
+    async def aslow_down(self, key: str) -> float:
+        client = self._clients.for_running_loop()
+        return self._result(key, await self._script.arun(client, [self._key(key)], self._args("slow", None)), None)
+
+    def acquire(self, key: str, max_wait: float | None = None) -> None:
+        reply = self._script.run(self._clients.sync(), [self._key(key)], self._args("book", max_wait))
+        wait = self._result(key, reply, max_wait) / 1e6
+        if wait > 0:
+            time.sleep(wait)
+
+    async def aacquire(self, key: str, max_wait: float | None = None) -> None:
+        client = self._clients.for_running_loop()
+        reply = await self._script.arun(client, [self._key(key)], self._args("book", max_wait))
+        wait = self._result(key, reply, max_wait) / 1e6
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+_pacers: dict[tuple, AdaptivePacer | RedisPacer] = {}
 _pacers_lock = threading.Lock()
 
 
-def get_pacer(hold: float, ramp: float, factor: float) -> AdaptivePacer:
-    """The process-wide pacer for this configuration: every deployment of one key shares its state."""
-    config = (hold, ramp, factor)
+def get_pacer(hold: float, ramp: float, factor: float, redis_url: str | None = None) -> AdaptivePacer | RedisPacer:
+    """The process-wide pacer for this configuration: every deployment of one key shares its state (and
+    every process, through Redis, when ``redis_url`` is set)."""
+    config = (hold, ramp, factor, redis_url)
     with _pacers_lock:
         found = _pacers.get(config)
         if found is None:
-            found = _pacers[config] = AdaptivePacer(hold=hold, ramp=ramp, factor=factor)
+            found = _pacers[config] = (RedisPacer(redis_url, hold=hold, ramp=ramp, factor=factor) if redis_url
+                                       else AdaptivePacer(hold=hold, ramp=ramp, factor=factor))
         return found

@@ -60,3 +60,33 @@ def test_a_second_slow_down_tightens_further():
     second = pacer.slow_down("k")
     assert second < first and second >= 0.2
     assert pacer.rate("other") is None  # per key
+
+
+def test_redis_pacing_is_shared_between_instances(redis_url):
+    import uuid
+
+    from litellm_alipay.resilience.adaptive import RedisPacer
+
+    key = f"ant-ling:{uuid.uuid4().hex[:12]}"
+    here, there = RedisPacer(redis_url, hold=60, ramp=60), RedisPacer(redis_url, hold=60, ramp=60)
+    assert there.rate(key) is None
+    here.acquire(key, max_wait=0)  # unpaced: no wait
+    floor = here.slow_down(key)
+    assert there.rate(key) == pytest.approx(floor) and floor == pytest.approx(0.2)
+    there.acquire(key, max_wait=0)  # the first slot is free
+    with pytest.raises(QuotaExceededError):
+        here.acquire(key, max_wait=1.0)  # the next one is 1/0.2 = 5 s away, for every instance
+
+
+async def test_redis_pacing_async(redis_url):
+    import uuid
+
+    from litellm_alipay.resilience.adaptive import RedisPacer
+
+    key = f"ant-ling:{uuid.uuid4().hex[:12]}"
+    pacer = RedisPacer(redis_url, hold=60, ramp=60)
+    await pacer.aacquire(key, max_wait=0)
+    assert await pacer.aslow_down(key) == pytest.approx(0.2)
+    await pacer.aacquire(key, max_wait=0)
+    with pytest.raises(QuotaExceededError):
+        await pacer.aacquire(key, max_wait=1.0)

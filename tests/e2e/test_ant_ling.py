@@ -163,6 +163,18 @@ def test_slow_down_paces_the_key_instead_of_a_retry_storm(alipay_emulator):
     assert alipay_emulator.stats()["requests_by_method"]["ant-ling.chat"] <= 3
 
 
+async def test_slow_down_pace_is_shared_through_redis(alipay_emulator, redis_url):
+    from litellm_alipay.resilience.adaptive import RedisPacer
+
+    deployment = {"api_base": alipay_emulator.ant_ling_base, "api_key": alipay_emulator.ant_ling_api_key,
+                  "redis_url": redis_url, "slow_down_hold": 300}
+    alipay_emulator.set_faults([{"kind": "slow_down", "methods": ["ant-ling.chat"], "next": 1}])
+    with pytest.raises(litellm.ServiceUnavailableError):
+        await litellm.acompletion(model="alipay/Ling-2.6-flash", messages=ASK, **deployment)
+    another_instance = RedisPacer(redis_url, hold=300)
+    assert another_instance.rate(ant_ling_settings_for(deployment).app_id) is not None
+
+
 def test_stall_is_a_timeout(ling, alipay_emulator):
     alipay_emulator.set_faults([{"kind": "stall", "seconds": 30, "methods": ["ant-ling.chat"], "next": 1}])
     with pytest.raises(litellm.Timeout):
