@@ -206,3 +206,17 @@ def test_router_from_the_shipped_config_falls_back_from_the_gateway_to_ling(alip
     assert reply.model == "Ling-2.6-flash" and reply.choices[0].message.content == "You said: hello there"
     ring = router.completion(model="ring", messages=ASK, reasoning_effort="high")
     assert ring.choices[0].message.reasoning_content == "Reasoning (high): hello there"
+
+
+def test_router_context_window_check_uses_the_registered_windows(alipay_emulator, deployment):
+    """One model group, a 32k gateway model and a 256k Ling model: with pre-call checks the Router sends a
+    prompt longer than the gateway model's window to Ling, every time (it would fail on the gateway)."""
+    ling = {"api_base": alipay_emulator.ant_ling_base, "api_key": alipay_emulator.ant_ling_api_key}
+    router = litellm.Router(model_list=[
+        {"model_name": "chat", "litellm_params": {"model": "alipay/ant-fin-chat", **deployment}},
+        {"model_name": "chat", "litellm_params": {"model": "alipay/Ling-2.6-flash", **ling}},
+    ], enable_pre_call_checks=True, num_retries=0)
+    long = [{"role": "user", "content": "word " * 40_000}]
+    for _ in range(3):
+        assert router.completion(model="chat", messages=long).model == "Ling-2.6-flash"
+    assert alipay_emulator.stats()["requests_by_method"].get("alipay.cloud.ai.chat", 0) == 0
