@@ -220,3 +220,13 @@ def test_router_context_window_check_uses_the_registered_windows(alipay_emulator
     for _ in range(3):
         assert router.completion(model="chat", messages=long).model == "Ling-2.6-flash"
     assert alipay_emulator.stats()["requests_by_method"].get("alipay.cloud.ai.chat", 0) == 0
+
+
+@pytest.mark.parametrize(("kind", "cause"), [("cut_stream", r"without \[DONE\]"), ("stream_error", "overloaded"),
+                                             ("truncate", "broke off")])
+async def test_a_broken_stream_is_never_reported_complete(ling, alipay_emulator, kind, cause):
+    alipay_emulator.set_faults([{"kind": kind, "methods": ["ant-ling.chat"], "next": 1}])
+    stream = await litellm.acompletion(model="alipay/Ling-2.6-flash", messages=ASK, stream=True, **ling)
+    with pytest.raises(litellm.ServiceUnavailableError, match=cause):  # MidStreamFallbackError is one
+        async for _ in stream:
+            pass
