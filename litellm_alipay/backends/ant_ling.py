@@ -6,7 +6,8 @@ It plugs into what the gateway backend uses: the same ``Guards`` (per-key quota 
 when configured), the same transports, the same error tree and the same cost reporting
 (``_hidden_params["response_cost"]`` in USD with CNY beside it). No signing: Ant Ling takes an API key.
 
-The request/response shapes are pure functions; the sync and async paths here only move bytes.
+The request/response shapes are pure functions; the behaviour is written once, async, and the sync path
+drives it on a background loop (``_sync.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from ..guards import Guards, deadline_after
 from ..pricing import Cost
 from ..resilience.adaptive import get_pacer
 from ..transforms import ant_ling as shapes
-from ..transport import HttpRequest, HttpResponse, async_transport, sync_transport
+from ..transport import HttpRequest, HttpResponse, async_transport
+from ._sync import SYNC
 from .ant_ling_settings import AntLingSettings
 
 logger = logging.getLogger("litellm_alipay")
@@ -58,13 +60,8 @@ class AntLingBackend:
         return HttpRequest(url=self._chat_url, content=content, headers=self._headers, read_timeout=read,
                            connect_timeout=s.connect_timeout)
 
-    def parse(self, response: HttpResponse, model: str) -> dict[str, Any]:
-        """The JSON body of a 2xx answer, or the LiteLLM exception for the status."""
-        if response.status >= 400:
-            raise self._refused(response.status, response.content, model)
-        return self._json(response, model)
-
     def _json(self, response: HttpResponse, model: str) -> dict[str, Any]:
+        """The JSON object of a 2xx answer."""
         try:
             body = json.loads(response.content)
         except ValueError:
@@ -75,13 +72,8 @@ class AntLingBackend:
                               provider=PROVIDER)
         return body
 
-    def _refused(self, status: int, content: bytes, model: str) -> Exception:
-        exc = shapes.error_for_status(status, content, model)
-        if getattr(exc, "slow_down", False):
-            self._paced(self.pacer.slow_down(self.settings.app_id))
-        return exc
-
     async def _arefused(self, status: int, content: bytes, model: str) -> Exception:
+        """The LiteLLM exception for an error status; a "Slow Down" also tightens the key's pace."""
         exc = shapes.error_for_status(status, content, model)
         if getattr(exc, "slow_down", False):
             self._paced(await self.pacer.aslow_down(self.settings.app_id))
@@ -91,14 +83,6 @@ class AntLingBackend:
         logger.warning("Ant Ling asked to slow down (503): pacing %s at %.2f requests/s", self.settings.app_id, rate)
 
     # ----------------------------------------------------------------------------------- guards
-    def _before(self, tenant: str, timeout: float | None, model: str) -> None:
-        deadline = deadline_after(timeout or self.settings.read_timeout)
-        try:
-            self.guards.before(tenant, deadline)
-            self.pacer.acquire(self.settings.app_id, max_wait=timeout)
-        except AlipayError as exc:
-            raise local_error(exc, model=model, provider=PROVIDER) from None
-
     async def _abefore(self, tenant: str, timeout: float | None, model: str) -> None:
         deadline = deadline_after(timeout or self.settings.read_timeout)
         try:
@@ -108,22 +92,6 @@ class AntLingBackend:
             raise local_error(exc, model=model, provider=PROVIDER) from None
 
     # ------------------------------------------------------------------------------------ calls
-    def call(self, body: Mapping[str, Any], model: str, tenant: str, timeout: float | None) -> dict[str, Any]:
-        self._before(tenant, timeout, model)
-        failure: BaseException | None = None
-        try:
-            s = self.settings
-            try:
-                response = sync_transport(s.pool_size, s.http2).send(self.request(body, timeout))
-            except AlipayError as exc:
-                raise local_error(exc, model=model, provider=PROVIDER) from None
-            return self.parse(response, model)  # type: ignore[arg-type]
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            self.guards.after(tenant, failure)
-
     async def acall(self, body: Mapping[str, Any], model: str, tenant: str, timeout: float | None
                     ) -> dict[str, Any]:
         await self._abefore(tenant, timeout, model)
@@ -142,36 +110,6 @@ class AntLingBackend:
             raise
         finally:
             await self.guards.aafter(tenant, failure)
-
-    def stream(self, body: Mapping[str, Any], model: str, tenant: str, timeout: float | None
-               ) -> Iterator[dict[str, Any]]:
-        """The SSE chunk dicts as they arrive, until ``[DONE]``."""
-        self._before(tenant, timeout, model)
-        failure: BaseException | None = None
-        s = self.settings
-        try:
-            response = sync_transport(s.pool_size, s.http2).send(self.request(body, timeout), stream=True)
-            try:
-                if response.status >= 400:  # type: ignore[union-attr]
-                    raise self._refused(response.status, b"".join(response), model)  # type: ignore[arg-type]
-                decoder = protocol.SSEDecoder()
-                for raw in response:  # type: ignore[union-attr]
-                    for event in decoder.feed(raw):
-                        chunk = shapes.stream_event(event.data, model)
-                        if chunk is None:
-                            return
-                        yield chunk
-                raise ProtocolError("the stream ended without [DONE]")
-            finally:
-                response.close()  # type: ignore[union-attr]
-        except AlipayError as exc:
-            failure = exc
-            raise local_error(exc, model=model, provider=PROVIDER) from None
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            self.guards.after(tenant, failure)
 
     async def astream(self, body: Mapping[str, Any], model: str, tenant: str, timeout: float | None
                       ) -> AsyncIterator[dict[str, Any]]:
@@ -204,15 +142,20 @@ class AntLingBackend:
         finally:
             await self.guards.aafter(tenant, failure)
 
-    def models(self, timeout: float = 10.0) -> list[str]:
+    async def amodels(self, timeout: float = 10.0) -> list[str]:
         """The model ids the key can see (``GET /models``): the live check ``litellm-alipay check`` runs."""
         s = self.settings
         try:
-            response = sync_transport(s.pool_size, s.http2).send(self.request(None, timeout))
+            response = await async_transport(s.transport, s.pool_size, s.http2).send(self.request(None, timeout))
         except AlipayError as exc:
             raise local_error(exc, model="models", provider=PROVIDER) from None
-        body = self.parse(response, "models")  # type: ignore[arg-type]
+        if response.status >= 400:  # type: ignore[union-attr]
+            raise await self._arefused(response.status, response.content, "models")  # type: ignore[union-attr]
+        body = self._json(response, "models")  # type: ignore[arg-type]
         return sorted(str(m.get("id")) for m in body.get("data") or [] if isinstance(m, Mapping))
+
+    def models(self, timeout: float = 10.0) -> list[str]:
+        return SYNC.run(self.amodels(timeout))
 
     # ------------------------------------------------------------------------------------- cost
     def cost(self, spec: ModelSpec, usage: Any) -> Cost:
@@ -261,10 +204,8 @@ class AntLing:
 
     def completion(self, backend: AntLingBackend, request: dict[str, Any], *, model: str, messages: list,
                    model_response: ModelResponse, drop_params: bool, timeout: float | None) -> ModelResponse:
-        spec, body = self._body(model, messages, request, drop_params, stream=False)
-        answer = backend.call(body, model, self._tenant(backend, request), timeout)
-        response = shapes.model_response(answer, model_response)
-        return _priced(response, backend.cost(spec, answer.get("usage") or {}))
+        return SYNC.run(self.acompletion(backend, request, model=model, messages=messages,
+                                         model_response=model_response, drop_params=drop_params, timeout=timeout))
 
     async def acompletion(self, backend: AntLingBackend, request: dict[str, Any], *, model: str, messages: list,
                           model_response: ModelResponse, drop_params: bool, timeout: float | None
@@ -279,13 +220,8 @@ class AntLing:
 
     def streaming(self, backend: AntLingBackend, request: dict[str, Any], *, model: str, messages: list,
                   drop_params: bool, timeout: float | None) -> Iterator[Any]:
-        from ..provider import _StreamTally
-
-        spec, body = self._body(model, messages, request, drop_params, stream=True)
-        transformer, tally = shapes.AntLingStream(model), _StreamTally()
-        for chunk in backend.stream(body, model, self._tenant(backend, request), timeout):
-            yield from tally.release(transformer.all_chunks(chunk), chunk)  # type: ignore[arg-type]
-        yield from tally.finish(backend.cost(spec, transformer.usage or {}))
+        yield from SYNC.iterate(self.astreaming(backend, request, model=model, messages=messages,
+                                                drop_params=drop_params, timeout=timeout))
 
     async def astreaming(self, backend: AntLingBackend, request: dict[str, Any], *, model: str, messages: list,
                          drop_params: bool, timeout: float | None) -> AsyncIterator[Any]:

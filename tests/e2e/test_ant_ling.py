@@ -175,10 +175,13 @@ async def test_slow_down_pace_is_shared_through_redis(alipay_emulator, redis_url
     assert another_instance.rate(ant_ling_settings_for(deployment).app_id) is not None
 
 
-def test_stall_is_a_timeout(ling, alipay_emulator):
-    alipay_emulator.set_faults([{"kind": "stall", "seconds": 30, "methods": ["ant-ling.chat"], "next": 1}])
+def test_stall_is_a_timeout_sync_and_async(ling, alipay_emulator):
+    """The sync path drives the async one, so both get the call's timeout as a deadline."""
+    alipay_emulator.set_faults([{"kind": "stall", "seconds": 30, "methods": ["ant-ling.chat"], "next": 2}])
     with pytest.raises(litellm.Timeout):
         asyncio.run(litellm.acompletion(model="alipay/Ling-2.6-flash", messages=ASK, timeout=1, **ling))
+    with pytest.raises(litellm.Timeout):
+        litellm.completion(model="alipay/Ling-2.6-flash", messages=ASK, timeout=1, **ling)
 
 
 def test_emulated_endpoint_refuses_what_the_real_one_refuses(alipay_emulator):
