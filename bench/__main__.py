@@ -43,7 +43,7 @@ async def _main(quick: bool, loop: str = "asyncio") -> int:
 
     counts = Counts.quick() if quick else Counts.full()
     started = time.monotonic()
-    total = 3 * 3 * 3 + 3 + 1 + 2 + 2 + 4  # call rows + short streams + crypto + transport + memory + limiter
+    total = 3 * 3 * 3 + 3 + 1 + 2 + 2 + 4 + 8  # calls, short streams, crypto, transport, memory, limiter, ling
     done = 0
 
     def step(label: str) -> None:
@@ -62,6 +62,7 @@ async def _main(quick: bool, loop: str = "asyncio") -> int:
         await bench.calls_section("embed", bench.embed_call, counts.calls, step)
         await bench.crypto_section(step)
         await bench.transport_section(step)
+        await bench.ling_section(step)
         await bench.memory_section(step)
     await bench.limiter_section(step)
     print(render(bench.rows, f"{machine()} | event loop {loop}", quick, time.monotonic() - started))

@@ -44,6 +44,10 @@ STREAM_MESSAGES = [{"role": "user", "content": WORDS}]
 STREAM_LONG, STREAM_SHORT = 40, 4  # max_tokens of the two stream lengths
 EMBED_INPUT = ["the quick brown fox", "支付宝 余额"]
 IMPLS = ("floor", "alipay", "openai")
+#: The Ant Ling rows: ``alipay/<id>`` (the Ant Ling backend) vs LiteLLM's ``openai/`` at the same emulated endpoint.
+LING_MODEL = "Ling-2.6-flash"
+LING_IMPLS = ("ant-ling", "openai")
+LING_CONCURRENCY = (1, 10)
 
 
 @dataclass(frozen=True)
@@ -269,6 +273,37 @@ class Bench:
             assert len(reply.data) == len(EMBED_INPUT)
             return 1
         return call
+
+    def ling_call(self, impl: str, stream: bool) -> Callable[[], Awaitable[int]]:
+        """One Ant Ling chat (or stream, usage included) through ``alipay/`` or through ``openai/``."""
+        import litellm
+
+        model = f"{'alipay' if impl == 'ant-ling' else 'openai'}/{LING_MODEL}"
+        extra: dict[str, Any] = {"api_base": self.emu.ant_ling_base, "api_key": self.emu.ant_ling_api_key}
+        if stream:
+            extra.update(stream=True, stream_options={"include_usage": True}, max_tokens=STREAM_LONG)
+
+        async def call() -> int:
+            if not stream:
+                reply = await litellm.acompletion(model=model, messages=CHAT_MESSAGES, **extra)
+                assert reply.choices[0].message.content
+                return 1
+            n = 0
+            async for _ in await litellm.acompletion(model=model, messages=STREAM_MESSAGES, **extra):
+                n += 1
+            return n
+        return call
+
+    async def ling_section(self, step: Callable[[str], None]) -> None:
+        """Client CPU of the Ant Ling backend against LiteLLM's own ``openai/`` provider, same endpoint."""
+        for section, stream in (("ling-chat", False), ("ling-stream", True)):
+            counts = self.counts.stream_calls if stream else self.counts.calls
+            for conc in LING_CONCURRENCY:
+                for impl in LING_IMPLS:
+                    step(f"{section} {impl} c={conc}")
+                    sample = await measure(self.ling_call(impl, stream), counts[conc], conc, self.counts.warmup)
+                    self.rows.append(Row(section, impl, conc, sample.calls, sample.cpu_us, sample.pct(0.5),
+                                         sample.pct(0.95), chunks=sample.items / sample.calls))
 
     async def _run(self, impl: str, call: Callable[[], Awaitable[int]], calls: int, conc: int) -> Sample:
         if impl != "alipay":

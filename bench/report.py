@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
-from .harness import IMPLS, Row
+from .harness import IMPLS, LING_CONCURRENCY, Row
+
+LING_SECTIONS = ("ling-chat", "ling-stream")
 
 CHAT_VS_FLOOR = 1.25
 CHAT_VS_OPENAI = 0.6
@@ -43,7 +45,7 @@ def render(rows: list[Row], machine: str, quick: bool, seconds: float) -> str:
     out += [head, "-" * len(head)]
     for r in rows:
         vs_floor = vs_openai = None
-        if r.section in ("chat", "stream", "stream-short", "embed") and r.name != "floor":
+        if r.section in ("chat", "stream", "stream-short", "embed", *LING_SECTIONS) and r.name != "floor":
             vs_floor = _ratio(r, _find(rows, r.section, "floor", r.conc))
             if r.name != "openai":
                 vs_openai = _ratio(r, _find(rows, r.section, "openai", r.conc))
@@ -75,6 +77,11 @@ def _targets(rows: list[Row], chunk: dict[str, float | None]) -> list[str]:
                      f"= {_num(f, '.2f')} (≤ {CHAT_VS_FLOOR})")
         lines.append(f"  {_check(None if o is None else o <= CHAT_VS_OPENAI)}  chat c={conc:<3} alipay ÷ openai "
                      f"= {_num(o, '.2f')} (≤ {CHAT_VS_OPENAI})")
+    for section in LING_SECTIONS:
+        for conc in LING_CONCURRENCY:
+            o = _ratio(_find(rows, section, "ant-ling", conc), _find(rows, section, "openai", conc))
+            lines.append(f"  {_check(None if o is None else o <= CHAT_VS_OPENAI)}  {section} c={conc:<3} ant-ling ÷ "
+                         f"openai/ at the same endpoint = {_num(o, '.2f')} (≤ {CHAT_VS_OPENAI})")
     a, fl = chunk.get("alipay"), chunk.get("floor")
     over = None if a is None or fl is None else a - fl
     lines.append(f"  {_check(None if over is None or fl is None else over <= fl)}  stream per-chunk overhead "

@@ -1,7 +1,9 @@
 """``litellm-alipay demo``: the main job. Starts the embedded emulator and drives it through LiteLLM.
 
 Shows, against a gateway that signs and verifies like Alipay's: chat, streaming, a tool call, an image,
-an embedding, a fallback when the gateway fails, and a content-policy fallback on a compliance refusal.
+an embedding, a fallback when the gateway fails, and a content-policy fallback on a compliance refusal;
+then Ant's own models through the same provider (the emulated Ant Ling endpoint): a Ring model's reasoning
+and a Ling model's tool call, priced per token.
 """
 
 from __future__ import annotations
@@ -99,9 +101,32 @@ def _drive(emulator) -> int:
         {"role": "user", "content": "Forecast my income for next year"}])
     _line("answered by", f"{reply.model}: {reply.choices[0].message.content!r}")
 
+    _ant_ling(emulator, tools)
+
     stats = emulator.stats()
     print(f"\nthe emulator saw {_total(stats)} signed requests; rejections: {stats.get('rejections', {})}")
     return 0
+
+
+def _ant_ling(emulator, tools: list) -> None:
+    """Ant's Ling/Ring models through the same ``alipay/`` provider: a bearer key, no Alipay app."""
+    import litellm
+
+    ling = {"api_base": emulator.ant_ling_base, "api_key": emulator.ant_ling_api_key}
+    print("\nAnt's models (Ant Ling endpoint, emulated): Ring-2.6-1T reasons (reasoning_effort → reasoning.effort):")
+    reply = litellm.completion(model="alipay/Ring-2.6-1T", reasoning_effort="xhigh",
+                               allowed_openai_params=["reasoning_effort"],
+                               messages=[{"role": "user", "content": "Is 1001 prime?"}], **ling)
+    _line("reasoning_content", repr(reply.choices[0].message.reasoning_content))
+    _line("answer", repr(reply.choices[0].message.content))
+    _line("cost", f"US${reply._hidden_params['response_cost']:.8f} (¥{reply._hidden_params['alipay']['cost_cny']:.8f})"
+                  f" = litellm.completion_cost: US${litellm.completion_cost(completion_response=reply):.8f}")
+
+    print("\nLing-2.6-flash calls a tool:")
+    reply = litellm.completion(model="alipay/Ling-2.6-flash", tools=tools, messages=[
+        {"role": "user", "content": "please refund_order trade_no=T2024002 amount=3"}], **ling)
+    call = reply.choices[0].message.tool_calls[0]
+    _line("tool_calls[0]", f"{call.function.name}({call.function.arguments})")
 
 
 def _total(stats: dict) -> int:

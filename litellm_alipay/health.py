@@ -423,7 +423,13 @@ def run(args: argparse.Namespace) -> int:
     options = CheckOptions(app_public_key=args.app_public_key, extra_keys=tuple(args.extra_key or ()),
                            call=not args.no_call, model=args.model, warn_days=args.warn_days,
                            timeout=args.timeout)
-    results = run_checks(given, options)
+    if args.backend == "ant-ling":  # Ant's Ling/Ring models: a bearer key, no Alipay app
+        from .backends.ant_ling_check import ant_ling_checks
+
+        results = ant_ling_checks({"api_base": args.api_base, "api_key": args.api_key}, call=not args.no_call,
+                                  model=None if args.model == DEFAULT_MODEL else args.model, timeout=args.timeout)
+    else:
+        results = run_checks(given, options)
     for result in results:
         print(result.line())
     bad = failed(results)
@@ -445,6 +451,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     for name in _SETTING_ARGS:
         check.add_argument("--" + name.replace("_", "-"), dest=name, help=f"(env {ENV[name]})")
+    check.add_argument("--backend", choices=("gateway", "ant-ling"), default="gateway",
+                       help="ant-ling: check an Ant Ling deployment (key from --api-key or ANT_LING_API_KEY, "
+                            "api_base default https://api.ant-ling.com/v1) and list the models its key can see")
+    check.add_argument("--api-key", help="Ant Ling API key (prefer the ANT_LING_API_KEY environment variable)")
     check.add_argument("--app-public-key", help="the app's own public key as uploaded to Alipay: "
                                                 "checked to pair with the private key")
     check.add_argument("--extra-key", action="append", metavar="FILE",

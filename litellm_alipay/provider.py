@@ -20,6 +20,9 @@ from litellm.types.utils import EmbeddingResponse, GenericStreamingChunk, ModelR
 
 from . import protocol, residency, transforms, trust
 from .action_ledger import Claim, ledger, redis_for
+from .backends import ant_ling_route
+from .backends.ant_ling import ANT_LING
+from .catalogue import register_models
 from .errors import AlipayError, ConfigurationError, TenantMismatchError, local_error
 from .gateway import Gateway
 from .pricing import Cost, stream_usage
@@ -37,6 +40,7 @@ class AlipayLLM(CustomLLM):
         # id(settings) -> (settings, gateway); bounded like the settings cache it mirrors.
         self._gateways: OrderedDict[int, tuple[AlipaySettings, Gateway]] = OrderedDict()
         self._lock = threading.Lock()
+        register_models()  # the proxy builds this handler from its config without calling register()
 
     # --------------------------------------------------------------------------------- plumbing
     def _gateway(self, settings: AlipaySettings) -> Gateway:
@@ -75,6 +79,32 @@ class AlipayLLM(CustomLLM):
         finally:
             trust.scrub_for_callbacks(logging_obj)
         return self._gateway(settings), request, client
+
+    def _ant_ling(self, model: str, optional_params: dict, litellm_params: dict | None, api_base: str | None,
+                  api_key: str | None, logging_obj: Any) -> tuple[Any, dict[str, Any]] | None:
+        """The Ant Ling backend and request when it serves this deployment (backends/), else None.
+
+        The trust boundary comes first: a client body naming a setting (``backend`` included) is refused
+        before it can choose anything. Per-call parameters of the gateway backend (user credentials,
+        ``allowed_actions``, ``out_request_no``) mean nothing to Ant Ling and are not sent there.
+        """
+        route = None
+        try:
+            client = trust.client_request(litellm_params)
+            if client is not None:
+                trust.refuse_client_settings(client.body)
+            route = ant_ling_route(model, optional_params, api_base, api_key)
+            if route is not None:
+                request = route[1]
+                for name in trust.PER_CALL_PARAMS & request.keys():
+                    del request[name]
+                self._end_user(request, logging_obj, litellm_params)
+        except AlipayError as exc:
+            raise local_error(exc, model=model, provider=PROVIDER) from None
+        finally:
+            if route is not None:
+                trust.scrub_for_callbacks(logging_obj)
+        return route
 
     @staticmethod
     def _drop_params(litellm_params: dict | None) -> bool:
@@ -155,6 +185,9 @@ class AlipayLLM(CustomLLM):
                    logging_obj: Any, optional_params: dict, acompletion: Any = None,
                    litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
                    timeout: Any = None, client: Any = None) -> ModelResponse:
+        if ling := self._ant_ling(model, optional_params, litellm_params, api_base, api_key, logging_obj):
+            return ANT_LING.completion(*ling, model_response=model_response, model=model, messages=messages,
+                                       drop_params=self._drop_params(litellm_params), timeout=_seconds(timeout))
         gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                         logging_obj, stream=False)
         deadline = gateway.deadline_for(_seconds(timeout))
@@ -168,6 +201,10 @@ class AlipayLLM(CustomLLM):
                           logging_obj: Any, optional_params: dict, acompletion: Any = None,
                           litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
                           timeout: Any = None, client: Any = None) -> ModelResponse:
+        if ling := self._ant_ling(model, optional_params, litellm_params, api_base, api_key, logging_obj):
+            return await ANT_LING.acompletion(*ling, model_response=model_response, model=model,
+                                              messages=messages, drop_params=self._drop_params(litellm_params),
+                                              timeout=_seconds(timeout))
         gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                         logging_obj, stream=False)
         deadline = gateway.deadline_for(_seconds(timeout))
@@ -182,6 +219,10 @@ class AlipayLLM(CustomLLM):
                   logging_obj: Any, optional_params: dict, acompletion: Any = None,
                   litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
                   timeout: Any = None, client: Any = None) -> Iterator[GenericStreamingChunk]:
+        if ling := self._ant_ling(model, optional_params, litellm_params, api_base, api_key, logging_obj):
+            yield from ANT_LING.streaming(*ling, model=model, messages=messages,
+                                          drop_params=self._drop_params(litellm_params), timeout=_seconds(timeout))
+            return
         gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                         logging_obj, stream=True)
         transformer, tally = transforms.StreamTransformer(), _StreamTally()
@@ -197,6 +238,12 @@ class AlipayLLM(CustomLLM):
                          logging_obj: Any, optional_params: dict, acompletion: Any = None,
                          litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
                          timeout: Any = None, client: Any = None) -> AsyncIterator[GenericStreamingChunk]:
+        if ling := self._ant_ling(model, optional_params, litellm_params, api_base, api_key, logging_obj):
+            async for out in ANT_LING.astreaming(*ling, model=model, messages=messages,
+                                                 drop_params=self._drop_params(litellm_params),
+                                                 timeout=_seconds(timeout)):
+                yield out
+            return
         gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                         logging_obj, stream=True)
         transformer, tally = transforms.StreamTransformer(), _StreamTally()
@@ -213,6 +260,8 @@ class AlipayLLM(CustomLLM):
     def _embed_setup(self, model: str, input: Any, optional_params: dict, litellm_params: Any,
                      api_base: str | None, api_key: str | None, logging_obj: Any
                      ) -> tuple[Gateway, list[dict]]:
+        if self._ant_ling(model, optional_params, litellm_params, api_base, api_key, logging_obj):
+            raise ANT_LING.no_embeddings(model)
         gateway, request, _ = self._setup(model, optional_params, litellm_params, api_base, api_key, logging_obj)
         try:
             self._end_user(request, logging_obj, litellm_params)

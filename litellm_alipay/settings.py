@@ -78,9 +78,14 @@ ENV = {
 COST_LEDGER_ENV = "ALIPAY_COST_LEDGER"
 SHADOW_MODEL_ENV = "ALIPAY_SHADOW_MODEL"
 SHADOW_SOURCES_ENV = "ALIPAY_SHADOW_SOURCES"
+#: The Ant Ling backend's own deployment-only settings (read in ``backends/ant_ling_settings.py``).
+BACKEND_SETTING_NAMES = frozenset({
+    "backend", "price_input_per_million_usd", "price_output_per_million_usd",
+    "price_cache_read_per_million_usd", "slow_down_hold", "slow_down_ramp", "slow_down_factor",
+})
 #: Deployment keys that are settings, never request parameters: removed before transforms run, and
 #: refused when a proxy client sends one (``trust.py``): only the operator sets them.
-SETTING_NAMES = frozenset(ENV) | {"api_key", "api_base"}
+SETTING_NAMES = frozenset(ENV) | {"api_key", "api_base"} | BACKEND_SETTING_NAMES
 #: Settings whose values are secrets: kept out of logs, reprs and LiteLLM's callback payloads.
 SECRET_SETTINGS = frozenset({
     "app_private_key", "api_key", "app_auth_token", "encrypt_key", "redis_url", "redis_password",

@@ -19,6 +19,8 @@ ROWS = (
     [f"{section} {impl} {conc}" for section in ("chat", "stream", "embed")
      for impl in ("floor", "alipay", "openai") for conc in (1, 10, 50)]
     + [f"stream-short {impl} 10" for impl in ("floor", "alipay", "openai")]
+    + [f"{section} {impl} {conc}" for section in ("ling-chat", "ling-stream") for impl in ("ant-ling", "openai")
+       for conc in (1, 10)]
     + ["memory floor 50", "memory alipay 50", "transport httpx 10"]
     + [f"limiter {kind} {conc}" for kind in ("memory", "redis") for conc in (1, 50)]
 )
@@ -46,7 +48,8 @@ def test_quick_bench_prints_every_row() -> None:
         assert any(line.startswith("crypto") and name in line for line in lines), name
     assert "per-chunk streaming CPU" in done.stdout
     targets = [line for line in lines if line.strip().startswith(("PASS", "MISS", "n/a"))]
-    assert len(targets) == 3 * 2 + 3, done.stdout  # chat ÷floor/÷openai at 3 concurrencies, chunk, memory, parses
+    # chat ÷floor/÷openai at 3 concurrencies, Ant Ling ÷openai for chat and stream at 2, chunk, memory, parses
+    assert len(targets) == 3 * 2 + 4 + 3, done.stdout
     assert "[ 1/" in done.stderr  # progress is shown while it runs
 
 

@@ -17,4 +17,6 @@ def test_demo_runs_every_step():
     assert "70 × 256 dims" in out
     assert "answered by                ant-fin-chat-lite" in out
     assert "general-chat: 'You said: Forecast my income for next year'" in out
+    assert "'Reasoning (xhigh): Is 1001 prime?'" in out
+    assert "refund_order({\"trade_no\":\"T2024002\",\"amount\":3.0})" in out
     assert "-----BEGIN" not in out + done.stderr  # no key material printed

@@ -5,6 +5,8 @@ Routes:
 - ``POST /gateway.do``: the v2 gateway.
 - ``POST /v3/alipay/cloud/ai/chat`` and ``/v3/alipay/cloud/ai/embed``: the v3 REST gateway.
 - ``POST /v1/chat/completions`` and ``/v1/embeddings``: OpenAI-compatible, unsigned.
+- ``GET /ant-ling/v1/models``, ``POST /ant-ling/v1/chat/completions``: Ant Ling (``ant_ling.py``), and
+  ``GET /_admin/ant-ling/received``: the request bodies it received.
 - Admin (unsigned; the server binds loopback): ``GET /_admin/health``, ``GET /_admin/stats``,
   ``POST /_admin/reset`` (stats, faults, idempotency store, nonces, tokens, quota windows),
   ``GET /_admin/faults``, ``POST /_admin/faults`` (``{"rules": [...]}`` replaces the rules;
@@ -26,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from .. import protocol
 from ..errors import ConfigurationError
+from .ant_ling import AntLingRoute
 from .config import EmulatorConfig, parse_faults
 from .core import Emulator, dumps
 from .gateway import Gateway
@@ -61,6 +64,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
     gateway = Gateway(emu)
     v3 = V3Gateway(emu, gateway)
     openai = OpenAICompat(emu)
+    ant_ling = AntLingRoute(emu)
 
     async def health(request: Request) -> RawResponse:
         return _json({"ok": True, "apps": sorted(config.apps)})
@@ -74,7 +78,11 @@ def create_app(config: EmulatorConfig) -> Starlette:
 
     async def reset(request: Request) -> RawResponse:
         emu.reset()
+        ant_ling.reset()
         return _json({"ok": True})
+
+    async def ant_ling_received(request: Request) -> RawResponse:
+        return _json({"received": list(ant_ling.received)})
 
     async def faults(request: Request) -> RawResponse:
         if request.method == "DELETE":
@@ -114,6 +122,9 @@ def create_app(config: EmulatorConfig) -> Starlette:
         *(Route(path, v3.handle, methods=["POST"]) for path in protocol.V3_METHODS),
         Route("/v1/chat/completions", openai.chat, methods=["POST"]),
         Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
+        Route("/ant-ling/v1/chat/completions", ant_ling.chat, methods=["POST"]),
+        Route("/ant-ling/v1/models", ant_ling.models, methods=["GET"]),
+        Route("/_admin/ant-ling/received", ant_ling_received, methods=["GET"]),
         Route("/_admin/health", health, methods=["GET"]),
         Route("/_admin/stats", stats, methods=["GET"]),
         Route("/_admin/reset", reset, methods=["POST"]),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,7 +35,6 @@ MSGS = {
 }
 KNOWN_METHODS = frozenset({protocol.METHOD_CHAT, protocol.METHOD_EMBED, protocol.METHOD_OAUTH,
                            *payment_wire.SERVER_METHODS})
-_WORDS = re.compile(r"\S+\s*|\s+")
 
 
 def dumps(value: Any) -> str:
@@ -96,7 +94,7 @@ class ChatAnswer:
             delta: dict[str, Any] = {"role": "assistant", "tool_calls": calls}
             out.append(dumps({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}))
         else:
-            pieces = _WORDS.findall(self.result.content or "") or [""]
+            pieces = model.words(self.result.content or "")
             for i, piece in enumerate(pieces):
                 delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
                 out.append(dumps({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}))

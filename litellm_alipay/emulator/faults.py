@@ -23,6 +23,8 @@ Kinds (``FaultRule.kind``):
   SYSTEM_ERROR) and a valid sign event.
 - ``trickle``: a streamed answer sends its first chunk, then an SSE comment every ``seconds`` (default
   0.2) — bytes keep arriving, the answer never does — until the client leaves (at most 120 s).
+- ``slow_down``: Ant Ling's 503 "Slow Down" (only the ``ant-ling.chat`` route answers it specially;
+  the gateway treats it as no fault).
 """
 
 from __future__ import annotations

@@ -72,6 +72,7 @@ _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-
 _REFUND = re.compile(r"(?:\brefund\s+(?:cny\s*|¥\s*)?|退款\s*)(\d+(?:\.\d{1,2})?)", re.I)
 _FREEZE = re.compile(r"(?:\bfreeze\b(?:\s+account)?|冻结)(?:\s*(?:cny\s*|¥\s*)?(\d+(?:\.\d{1,2})?))?", re.I)
 _KV = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S+)")
+_WORDS = re.compile(r"\S+\s*|\s+")
 
 
 class InvalidRequest(ValueError):
@@ -106,6 +107,11 @@ class ChatResult:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+def words(text: str) -> list[str]:
+    """The pieces a streamed answer is sent in: each word with its trailing space ([""] when empty)."""
+    return _WORDS.findall(text) or [""]
+
+
 def count_tokens(text: str) -> int:
     """A realistic-looking, deterministic token count (see module docstring)."""
     if not text:

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .ant_ling import DEMO_API_KEY as ANT_LING_DEMO_KEY
 from .config import FaultRule
 from .server import READY
 
@@ -72,6 +73,9 @@ class EmulatorProcess:
         self.app_cert_path = s["ALIPAY_CERT_APP_CERT"]
         self.alipay_cert_path = s["ALIPAY_CERT_PUBLIC_CERT"]
         self.alipay_root_cert_path = s["ALIPAY_CERT_ROOT_CERT"]
+        #: Ant Ling's emulated endpoint (``ant_ling.py``) and its public demo key
+        self.ant_ling_base = f"{self.base_url}/ant-ling/v1"
+        self.ant_ling_api_key = ANT_LING_DEMO_KEY
 
     # ------------------------------------------------------------------------------- lifecycle
     def _read(self) -> None:
@@ -167,6 +171,10 @@ class EmulatorProcess:
 
     def trades(self) -> list[dict[str, Any]]:
         return self._admin("GET", "trades")["trades"]
+
+    def ant_ling_received(self) -> list[dict[str, Any]]:
+        """The request bodies the emulated Ant Ling endpoint received since the last reset, oldest first."""
+        return self._admin("GET", "ant-ling/received")["received"]
 
     def reset(self) -> None:
         """Clear stats, faults, the idempotency store, nonces, tokens and quota windows."""

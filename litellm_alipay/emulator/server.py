@@ -110,10 +110,13 @@ def serve(config: EmulatorConfig, settings: dict[str, str] | None = None,
     base_url = f"http://{shown}:{port}"
     lines = []
     if settings:
-        settings = {**settings, "ALIPAY_GATEWAY_URL": f"{base_url}/gateway.do", "ALIPAY_EMULATOR_URL": base_url}
+        settings = {**settings, "ALIPAY_GATEWAY_URL": f"{base_url}/gateway.do", "ALIPAY_EMULATOR_URL": base_url,
+                    "ANT_LING_API_BASE": f"{base_url}/ant-ling/v1"}
         lines = [f"{k}={v}" for k, v in settings.items()]
-        if env_file:
-            Path(env_file).write_text("".join(line + "\n" for line in lines))
+        if env_file:  # the emulator's public demo key goes to the file only, never to stdout
+            from .ant_ling import DEMO_API_KEY
+
+            Path(env_file).write_text("".join(line + "\n" for line in [*lines, f"ANT_LING_API_KEY={DEMO_API_KEY}"]))
     uv_config = uvicorn.Config(
         create_app(config), log_level="warning", access_log=False, lifespan="off", http="auto", loop="auto",
         server_header=False, timeout_keep_alive=30,

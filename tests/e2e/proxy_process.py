@@ -22,7 +22,8 @@ def proxy_env(emulator, **extra: str) -> dict[str, str]:
     """What the shipped configs read: the key-mode app, the regional model (the emulator's /v1), extras."""
     settings = emulator.env()
     return {**{name: settings[name] for name in CLIENT_SETTINGS},
-            "REGIONAL_API_BASE": emulator.base_url + "/v1", "REGIONAL_API_KEY": "unused", **extra}
+            "REGIONAL_API_BASE": emulator.base_url + "/v1", "REGIONAL_API_KEY": "unused",
+            "ANT_LING_API_BASE": emulator.ant_ling_base, "ANT_LING_API_KEY": emulator.ant_ling_api_key, **extra}
 
 
 def openai_client(proxy: ProxyProcess):
