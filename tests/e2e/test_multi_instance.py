@@ -176,3 +176,62 @@ def test_shipped_redis_config_is_the_one_under_test():
     assert "redis_url:" not in text and "ALIPAY_REDIS_URL" in text
     assert "rate_limit_per_second: os.environ/ALIPAY_RATE_LIMIT_PER_SECOND" in text
     assert "redis_host: os.environ/REDIS_HOST" in text
+
+
+CHAOS_REQUESTS = 500
+
+
+async def test_redis_killed_mid_run_fails_no_request_and_is_shared_again(alipay_emulator_process):
+    """Two proxies on one Redis; Redis is killed after 150 answers and restarted after 350: every one of
+    the 500 requests is answered, and the quota lives in Redis again once it is back."""
+    import redis as redis_lib
+
+    server = RedisServer()
+    server.start()
+    env = _proxy_env(alipay_emulator_process, server)
+    env.update(ALIPAY_RATE_LIMIT_PER_SECOND="100000", REDIS_HOST="", REDIS_PORT="")  # our Redis use only
+    proxies = _start_proxies(2, env)
+    clients = [openai.AsyncOpenAI(base_url=p.base_url, api_key=MASTER_KEY, max_retries=0, timeout=60)
+               for p in proxies]
+    done = 0
+    killed = asyncio.Event()
+    back = asyncio.Event()
+    gate = asyncio.Semaphore(16)
+
+    async def one(i: int) -> str:
+        nonlocal done
+        async with gate:
+            reply = await clients[i % 2].chat.completions.create(
+                model="fin-chat", messages=[{"role": "user", "content": f"r{i}"}])
+        done += 1
+        if done == 150:
+            server.kill()
+            killed.set()
+        elif done == 350:
+            server.restart()
+            back.set()
+        return reply.choices[0].message.content
+
+    try:
+        alipay_emulator_process.reset()
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(one(i) for i in range(CHAOS_REQUESTS)), return_exceptions=True), timeout=300)
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        assert killed.is_set() and back.is_set()
+        assert not failures, f"{len(failures)} of {CHAOS_REQUESTS} failed, first: {failures[0]!r}"
+        assert outcomes == [f"You said: r{i}" for i in range(CHAOS_REQUESTS)]
+        shared = redis_lib.Redis.from_url(server.url)
+        for i in range(300):  # bounded: each proxy tries Redis again within a second of its last failure
+            if shared.keys("litellm_alipay:rl:*"):
+                break
+            await clients[i % 2].chat.completions.create(model="fin-chat", messages=[{"role": "user", "content": "x"}])
+        assert shared.keys("litellm_alipay:rl:*"), "the quota never went back to Redis"
+        warnings = [line for p in proxies for line in p.output if "Redis unavailable" in line]
+        print(f"\nRedis killed mid-run: {CHAOS_REQUESTS} requests, 0 failed; {len(warnings)} outage warnings")
+        assert len(warnings) <= 2 * 4  # once per component per proxy, not once per call
+    finally:
+        for client in clients:
+            await client.close()
+        for proxy in proxies:
+            proxy.stop()
+        server.stop()
