@@ -83,18 +83,23 @@ class AntLingBackend:
         logger.warning("Ant Ling asked to slow down (503): pacing %s at %.2f requests/s", self.settings.app_id, rate)
 
     # ----------------------------------------------------------------------------------- guards
-    async def _abefore(self, tenant: str, timeout: float | None, model: str) -> None:
+    async def _abefore(self, key: str, timeout: float | None, model: str) -> bool:
+        """Admit the call (True: the breaker's half-open trial), then the quota and the Slow Down pace."""
         deadline = deadline_after(timeout or self.settings.read_timeout)
+        trial = False
         try:
-            await self.guards.abefore(tenant, deadline)
+            trial = await self.guards.abefore(key, deadline)
             await self.pacer.aacquire(self.settings.app_id, max_wait=timeout)
         except AlipayError as exc:
+            if trial:
+                await self.guards.breaker.arelease_trial(key)
             raise local_error(exc, model=model, provider=PROVIDER) from None
+        return trial
 
     # ------------------------------------------------------------------------------------ calls
     async def acall(self, body: Mapping[str, Any], model: str, tenant: str, timeout: float | None
                     ) -> dict[str, Any]:
-        await self._abefore(tenant, timeout, model)
+        trial = await self._abefore(tenant, timeout, model)
         failure: BaseException | None = None
         try:
             s = self.settings
@@ -109,11 +114,11 @@ class AntLingBackend:
             failure = exc
             raise
         finally:
-            await self.guards.aafter(tenant, failure)
+            await self.guards.aafter(tenant, failure, trial)
 
     async def astream(self, body: Mapping[str, Any], model: str, tenant: str, timeout: float | None
                       ) -> AsyncIterator[dict[str, Any]]:
-        await self._abefore(tenant, timeout, model)
+        trial = await self._abefore(tenant, timeout, model)
         failure: BaseException | None = None
         s = self.settings
         try:
@@ -134,13 +139,13 @@ class AntLingBackend:
             finally:
                 await response.aclose()  # type: ignore[union-attr]
         except AlipayError as exc:
-            failure = exc
-            raise local_error(exc, model=model, provider=PROVIDER) from None
+            failure = local_error(exc, model=model, provider=PROVIDER)  # what the breaker weighs: the mapped class
+            raise failure from None
         except BaseException as exc:
             failure = exc
             raise
         finally:
-            await self.guards.aafter(tenant, failure)
+            await self.guards.aafter(tenant, failure, trial)
 
     async def amodels(self, timeout: float = 10.0) -> list[str]:
         """The model ids the key can see (``GET /models``): the live check ``litellm-alipay check`` runs."""
@@ -193,8 +198,9 @@ class AntLing:
         return found
 
     @staticmethod
-    def _tenant(backend: AntLingBackend, request: Mapping[str, Any]) -> str:
-        return backend.guards.tenant(request.get("user_id") or request.get("user"))
+    def _tenant(backend: AntLingBackend, request: Mapping[str, Any], model: str = "") -> str:
+        """The breaker key: this deployment (endpoint, key digest, model) and the tenant."""
+        return backend.guards.key(model, request.get("user_id") or request.get("user"))
 
     def _body(self, model: str, messages: list, request: dict[str, Any], drop_params: bool, stream: bool
               ) -> tuple[ModelSpec, dict[str, Any]]:
@@ -213,7 +219,7 @@ class AntLing:
         from ..provider import _deadline
 
         spec, body = self._body(model, messages, request, drop_params, stream=False)
-        answer = await _deadline(backend.acall(body, model, self._tenant(backend, request), timeout), timeout,
+        answer = await _deadline(backend.acall(body, model, self._tenant(backend, request, model), timeout), timeout,
                                  model)
         response = shapes.model_response(answer, model_response)
         return _priced(response, backend.cost(spec, answer.get("usage") or {}))
@@ -229,7 +235,7 @@ class AntLing:
 
         spec, body = self._body(model, messages, request, drop_params, stream=True)
         transformer, tally = shapes.AntLingStream(model), _StreamTally()
-        async for chunk in backend.astream(body, model, self._tenant(backend, request), timeout):
+        async for chunk in backend.astream(body, model, self._tenant(backend, request, model), timeout):
             for out in tally.release(transformer.all_chunks(chunk), chunk):  # type: ignore[arg-type]
                 yield out
         for out in tally.finish(backend.cost(spec, transformer.usage or {})):

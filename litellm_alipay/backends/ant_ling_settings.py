@@ -68,6 +68,11 @@ class AntLingSettings:
         """The quota/breaker key (``Guards`` reads ``app_id``): a digest of the key, never the key."""
         return "ant-ling:" + hashlib.sha256(self.api_key.encode()).hexdigest()[:16]
 
+    @property
+    def gateway_url(self) -> str:
+        """The endpoint, under the name ``Guards`` keys its breakers by."""
+        return self.api_base
+
     def __repr__(self) -> str:
         return f"AntLingSettings(api_base={self.api_base!r}, key={self.app_id!r})"
 
