@@ -50,6 +50,7 @@ ENV = {
     "encrypt_key": "ALIPAY_ENCRYPT_KEY",
     "verify_response": "ALIPAY_VERIFY_RESPONSE",
     "read_timeout": "ALIPAY_READ_TIMEOUT",
+    "stream_timeout": "ALIPAY_STREAM_TIMEOUT",
     "connect_timeout": "ALIPAY_CONNECT_TIMEOUT",
     "pool_size": "ALIPAY_POOL_SIZE",
     "http2": "ALIPAY_HTTP2",
@@ -146,6 +147,7 @@ class AlipaySettings:
     encrypt_key: str | None = None
     verify_response: bool = True
     read_timeout: float = 15.0
+    stream_timeout: float = 300.0
     connect_timeout: float = 5.0
     pool_size: int = 30
     http2: bool = False
@@ -288,6 +290,7 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
         encrypt_key=str(raw["encrypt_key"]) if raw["encrypt_key"] else None,
         verify_response=verify,
         read_timeout=_number("read_timeout", raw["read_timeout"] or 15.0, float, 0.001),
+        stream_timeout=_number("stream_timeout", raw["stream_timeout"] or 300.0, float, 0.001),
         connect_timeout=_number("connect_timeout", raw["connect_timeout"] or 5.0, float, 0.001),
         pool_size=_number("pool_size", raw["pool_size"] or 30, int, 1),
         http2=_bool("http2", raw["http2"] or False),
