@@ -110,7 +110,7 @@ def setting_in(body: Mapping[str, Any]) -> tuple[str, str] | None:
     for where, place in places:
         if isinstance(place, Mapping):
             for key in place:
-                if key in SETTING_NAMES:
+                if key in SETTING_NAMES and not (where.endswith("metadata") and key in _LITELLM_METADATA):
                     return str(key), where
     # The Router merges a client's dict-form fallback targets into the call's kwargs, over the deployment's
     # values: nothing of ours may travel there, per-call parameters included (they would bypass the hook).
@@ -124,6 +124,9 @@ def setting_in(body: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+#: Keys LiteLLM's proxy and Router write into a request's metadata themselves (the chosen deployment's
+#: ``api_base``): not a client's, and never read as settings from there.
+_LITELLM_METADATA = frozenset({"api_base"})
 #: Client-supplied fallback lists whose dict entries the Router merges into a call.
 FALLBACK_KEYS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
 
