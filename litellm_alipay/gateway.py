@@ -282,7 +282,7 @@ class Gateway:
                    auth_token: str | None, extra: Mapping[str, str] | None) -> dict[str, Any]:
         request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout,
                                              extra=extra)
-        transport = sync_transport(self.settings.pool_size, self.settings.http2)
+        transport = sync_transport(self.settings.pool_size, self.settings.http2, self.settings.ssl_verify)
         response = None
         try:
             response = transport.send(request)
@@ -312,7 +312,7 @@ class Gateway:
         request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout,
                                              extra=extra)
         s = self.settings
-        transport = async_transport(s.transport, s.pool_size, s.http2)
+        transport = async_transport(s.transport, s.pool_size, s.http2, s.ssl_verify)
         response = None
         try:
             response = await transport.send(request)
@@ -342,7 +342,7 @@ class Gateway:
                      auth_token: str | None) -> Iterator[dict[str, Any]]:
         method = protocol.METHOD_CHAT
         request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout)
-        transport = sync_transport(self.settings.pool_size, self.settings.http2)
+        transport = sync_transport(self.settings.pool_size, self.settings.http2, self.settings.ssl_verify)
         try:
             response = transport.send(request, stream=True)
         except Exception as exc:
@@ -387,7 +387,7 @@ class Gateway:
         method = protocol.METHOD_CHAT
         request, params = self.build_request(method, biz, auth_token=auth_token, read_timeout=timeout)
         s = self.settings
-        transport = async_transport(s.transport, s.pool_size, s.http2)
+        transport = async_transport(s.transport, s.pool_size, s.http2, s.ssl_verify)
         try:
             response = await transport.send(request, stream=True)
         except Exception as exc:
