@@ -23,6 +23,7 @@ import os
 import socket
 import ssl
 import threading
+import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -178,10 +179,20 @@ def _checked_connector(keep: int, **kwargs: Any):
     import aiohttp
 
     class CheckedConnector(aiohttp.TCPConnector):
+        def __init__(self, **options: Any) -> None:
+            super().__init__(**options)
+            # Connections handed out before: only these are checked (a fresh TLS 1.3 connection has the
+            # server's session tickets pending, which is no farewell).
+            self._used: weakref.WeakSet = weakref.WeakSet()
+
         async def connect(self, req, traces, timeout):  # type: ignore[no-untyped-def]
+            used = self._used
             for _ in range(keep + 1):  # each pooled connection at most once, then a new one
                 conn = await super().connect(req, traces, timeout)
-                transport = conn.transport
+                protocol, transport = conn.protocol, conn.transport
+                if protocol not in used:
+                    used.add(protocol)
+                    return conn
                 if transport is None or not _peer_closed(transport.get_extra_info("socket")):
                     return conn
                 conn.close()  # dead pooled connection: drop it and take another
