@@ -39,12 +39,21 @@ class ServerThread:
         asyncio.set_event_loop(self.loop)
 
         async def start() -> asyncio.base_events.Server:
-            return await asyncio.start_server(self._handler, "127.0.0.1", 0, ssl=self._ssl)
+            return await asyncio.start_server(self._guarded, "127.0.0.1", 0, ssl=self._ssl)
 
         self._server = self.loop.run_until_complete(start())
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         self.loop.run_forever()
+
+    async def _guarded(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The handler, ended quietly when the server stops (a cancelled handler task is logged)."""
+        try:
+            await self._handler(reader, writer)
+        except (asyncio.CancelledError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
     def __enter__(self) -> ServerThread:
         self._thread.start()
