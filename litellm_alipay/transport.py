@@ -218,6 +218,7 @@ class AiohttpTransport:
         self._keepalive = keepalive_timeout
         self._ssl = ssl_config(ssl_verify)
         self._sessions = PerLoop(self._new_session, _close_session, lambda session: session.closed)
+        self._proxies: dict[str, tuple[Any, Any]] = {}
 
     def _new_session(self):
         import aiohttp
@@ -226,8 +227,28 @@ class AiohttpTransport:
             self._pool_size, keepalive_timeout=self._keepalive, ttl_dns_cache=300, ssl=self._ssl,
         )
         return aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True, trust_env=True,
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True,
         )
+
+    def _proxy(self, url: str) -> tuple[Any, Any]:
+        """``(proxy, proxy_auth)`` for ``url`` from the environment, once per origin.
+
+        Not ``trust_env=True``: that costs two thread hops per request (netrc and proxy lookups) and
+        would add a netrc ``Authorization`` to gateway calls. The registry keys transports on the proxy
+        variables, so a cached answer stays right.
+        """
+        origin = url[: url.find("/", url.find("://") + 3)] if url.count("/") >= 3 else url
+        found = self._proxies.get(origin)
+        if found is None:
+            from aiohttp.helpers import get_env_proxy_for_url
+            from yarl import URL
+
+            try:
+                found = get_env_proxy_for_url(URL(origin))
+            except LookupError:  # no proxy for this scheme, or NO_PROXY bypasses the host
+                found = (None, None)
+            self._proxies[origin] = found
+        return found
 
     def _session(self):
         return self._sessions.get()
@@ -238,10 +259,11 @@ class AiohttpTransport:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=request.connect_timeout, sock_read=request.read_timeout
         )
+        proxy, proxy_auth = self._proxy(request.url)
         try:
             response = await self._session().request(
                 request.method, request.url, data=request.content, headers=dict(request.headers),
-                timeout=timeout,
+                timeout=timeout, proxy=proxy, proxy_auth=proxy_auth,
             )
             if stream:
                 return _AiohttpStream(response)

@@ -99,3 +99,14 @@ def test_ssl_verify_setting_is_validated(deployment, tmp_path, pki):
     (tmp_path / "junk.pem").write_text("not a certificate")
     with pytest.raises(ConfigurationError, match="ssl_verify.*no PEM certificate"):
         build_settings({**deployment, "ssl_verify": str(tmp_path / "junk.pem")}, env={})
+
+
+async def test_https_proxy_tunnels_tls_to_the_gateway(tls_deployment, pki, no_proxy_env):
+    with_ca = {**tls_deployment, "ssl_verify": str(pki.ca_path)}
+    tls_port = urlsplit(tls_deployment["api_base"]).port
+    with forward_proxy() as (proxy, log):
+        no_proxy_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+        assert _sync(**with_ca) == REPLY
+        assert await _async(**with_ca) == REPLY
+        assert await _async(**with_ca, transport="httpx") == REPLY
+        assert log.targets.count(f"CONNECT 127.0.0.1:{tls_port}") >= 3, log.targets
