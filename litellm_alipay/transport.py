@@ -57,25 +57,22 @@ def ssl_config(ssl_verify: bool | str | None) -> ssl.SSLContext | bool:
     return config
 
 
-def _local_failure(exc: BaseException) -> bool:
+def _causes(exc: BaseException | None) -> Iterator[BaseException]:
+    """``exc`` and what caused it (a few levels: httpx and aiohttp wrap OS and TLS errors)."""
+    for _ in range(8):
+        if exc is None:
+            return
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _local_failure(exc: BaseException | None) -> bool:
     """True when an OS error under ``exc`` says the local process is out of sockets or memory."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, OSError) and exc.errno in _LOCAL_ERRNOS:
-            return True
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-        seen += 1
-    return False
+    return any(isinstance(e, OSError) and e.errno in _LOCAL_ERRNOS for e in _causes(exc))
 
 
 def _certificate_failure(exc: BaseException) -> bool:
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            return True
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-        seen += 1
-    return False
+    return any(isinstance(e, ssl.SSLCertVerificationError) for e in _causes(exc))
 
 
 def _untrusted(exc: BaseException) -> TransportError:
