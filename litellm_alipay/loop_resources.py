@@ -98,6 +98,27 @@ def _watch(owner: PerLoop[Any], loop: asyncio.AbstractEventLoop, item: Any) -> A
     return guard
 
 
+class ClientOwner:
+    """An owner of one process-wide sync client (``_sync``, swapped under ``_lock``) and one async client
+    per event loop (``_async``): the close methods both kinds of owner (HTTP, Redis) share."""
+
+    _lock: threading.Lock
+    _sync: Any
+    _async: PerLoop[Any]
+
+    def close(self) -> None:
+        """Close the sync client (made again on next use)."""
+        with self._lock:
+            client, self._sync = self._sync, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close the running loop's async client and the sync client."""
+        await self._async.aclose()
+        self.close()
+
+
 def register_sync(owner: Any) -> None:
     """Remember an object whose ``close()`` releases process-wide (sync) clients, for ``aclose()``."""
     _sync_owners.add(owner)

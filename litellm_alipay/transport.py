@@ -37,7 +37,7 @@ from .errors import (
     ReadTimeoutError,
     TransportError,
 )
-from .loop_resources import PerLoop, register_sync
+from .loop_resources import ClientOwner, PerLoop, register_sync
 
 #: Environment variables the HTTP clients read when they are made (proxies, CA bundle).
 CLIENT_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
@@ -356,7 +356,7 @@ def _map_httpx(exc: httpx.HTTPError) -> TransportError:
     return ConnectionDroppedError(f"the gateway closed the connection: {type(exc).__name__}")
 
 
-class HttpxTransport:
+class HttpxTransport(ClientOwner):
     """Sync and async transport over httpx (HTTP/2 optional); respx can intercept it.
 
     ``max_connections=None``: a burst opens what it needs; ``pool_size`` bounds the idle connections.
@@ -386,17 +386,6 @@ class HttpxTransport:
     def _aclient(self) -> httpx.AsyncClient:
         return self._async.get()
 
-    def close(self) -> None:
-        """Close the sync client (made again on next use)."""
-        with self._lock:
-            client, self._sync = self._sync, None
-        if client is not None:
-            client.close()
-
-    async def aclose(self) -> None:
-        """Close this loop's async client and the sync client."""
-        await self._async.aclose()
-        self.close()
 
     def send(self, request: HttpRequest, *, stream: bool = False) -> HttpResponse | SyncByteStream:
         client = self._client()

@@ -14,7 +14,7 @@ import hashlib
 import threading
 from typing import Any
 
-from ..loop_resources import PerLoop, register_sync
+from ..loop_resources import ClientOwner, PerLoop, register_sync
 
 
 class LuaScript:
@@ -43,7 +43,7 @@ class LuaScript:
             return await client.eval(self.source, len(keys), *keys, *args)
 
 
-class RedisClients:
+class RedisClients(ClientOwner):
     """One sync client and one async client per running event loop, all for one URL, made on first use."""
 
     def __init__(self, url: str) -> None:
@@ -71,17 +71,6 @@ class RedisClients:
         """The async client of the calling coroutine's event loop."""
         return self._async.get()
 
-    def close(self) -> None:
-        """Close the sync client (async clients are closed by ``aclose`` on their own loop)."""
-        with self._lock:
-            client, self._sync = self._sync, None
-        if client is not None:
-            client.close()
-
-    async def aclose(self) -> None:
-        """Close the calling loop's async client and the sync client."""
-        await self._async.aclose()
-        self.close()
 
 
 async def _close_async(client: Any) -> None:

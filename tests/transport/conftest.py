@@ -1,22 +1,5 @@
 import pytest
-
-from litellm_alipay import register
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _registered():
-    register()
-
-
-@pytest.fixture
-def deployment(alipay_emulator):
-    """Deployment settings for the emulator's key-mode demo app."""
-    return {
-        "app_id": alipay_emulator.app_id,
-        "app_private_key": alipay_emulator.app_private_key_path,
-        "alipay_public_key": alipay_emulator.alipay_public_key_path,
-        "api_base": alipay_emulator.gateway_url,
-    }
+from e2e.conftest import _registered, deployment  # noqa: F401  (re-exported fixtures; tests/ is on sys.path)
 
 
 @pytest.fixture
