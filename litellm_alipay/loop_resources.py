@@ -16,6 +16,7 @@ No monkeypatching of the loop, no polling. A loop closed without ``shutdown_asyn
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -64,9 +65,11 @@ class PerLoop(Generic[T]):
     async def _release(self, loop: asyncio.AbstractEventLoop, item: T) -> None:
         with self._lock:
             current = self._items.get(loop)
-            if current is not None and current[0] is item:
+            mine = current is not None and current[0] is item
+            if mine:
                 del self._items[loop]
-        await self._closer(item)
+        if mine:  # else ``aclose`` (or a replacement after an outside close) dealt with it already
+            await self._closer(item)
 
     async def aclose(self) -> None:
         """Close the running loop's item now (the next ``get`` makes a new one)."""
@@ -76,7 +79,8 @@ class PerLoop(Generic[T]):
         if found is not None:
             item, guard = found
             await self._closer(item)
-            await guard.aclose()  # its finally sees the item already gone from _items, closes nothing twice
+            if guard is not None:
+                await guard.aclose()  # its finally finds the item gone from _items: nothing closed twice
 
 
 async def _guard(owner: PerLoop[Any], loop: asyncio.AbstractEventLoop, item: Any) -> AsyncIterator[None]:
@@ -89,6 +93,8 @@ async def _guard(owner: PerLoop[Any], loop: asyncio.AbstractEventLoop, item: Any
 def _watch(owner: PerLoop[Any], loop: asyncio.AbstractEventLoop, item: Any) -> Any:
     """Start a guard generator on ``loop`` up to its first ``yield``: from then on the loop's
     ``shutdown_asyncgens`` will finalise it. Asyncgen hooks register it on its first ``asend``."""
+    if sys.get_asyncgen_hooks().firstiter is None:
+        return None  # a loop that does not track async generators: only ``aclose()`` releases the item
     guard = _guard(owner, loop, item)
     step = guard.asend(None)
     try:
