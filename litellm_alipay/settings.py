@@ -147,7 +147,7 @@ class AlipaySettings:
     http2: bool = False
     transport: str = "aiohttp"
     #: TLS verification: ``None`` = LiteLLM's resolution (``SSL_VERIFY``, ``SSL_CERT_FILE``, certifi),
-    #: ``True``/``False``, or the path of a CA bundle (``transport.ssl_config``)
+    #: ``True``/``False``, or the path of a CA bundle (``egress.ssl_config``)
     ssl_verify: bool | str | None = None
     redis_url: str | None = None
     rate_limit_per_second: int | None = None

@@ -10,9 +10,8 @@ Both transports behave alike where an operator can tell:
 - ``pool_size`` is the keep-alive pool, not a concurrency cap: a burst beyond it opens more connections
   (nothing queues locally, so no local wait can ever look like a gateway timeout), and once the burst
   is over at most ``pool_size`` idle connections stay open.
-- ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY`` are honoured, and TLS is verified with the
-  context LiteLLM's own clients use (``ssl_verify``: a bool or a CA bundle path; ``SSL_CERT_FILE``,
-  ``SSL_VERIFY``, else certifi). Clients read these when made, so the registry keys on their values.
+- Proxies and TLS verification come from ``egress``, as LiteLLM's own clients have them. Clients read
+  the environment when made, so the registry keys transports on its values.
 - A client per event loop is closed when its loop shuts down (``loop_resources``).
 """
 
@@ -30,6 +29,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from .egress import client_env, ssl_config
 from .errors import (
     ConnectionDroppedError,
     ConnectTimeoutError,
@@ -39,22 +39,8 @@ from .errors import (
 )
 from .loop_resources import ClientOwner, PerLoop, register_sync
 
-#: Environment variables the HTTP clients read when they are made (proxies, CA bundle).
-CLIENT_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
-              "no_proxy", "SSL_CERT_FILE", "SSL_VERIFY")
 #: errno values that mean this process, not the gateway, ran out of room.
 _LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-
-
-def ssl_config(ssl_verify: bool | str | None) -> ssl.SSLContext | bool:
-    """The TLS verification both transports use: LiteLLM's own resolution and cached contexts
-    (``ssl_verify`` first, then ``SSL_VERIFY``/``litellm.ssl_verify``, ``SSL_CERT_FILE``, certifi)."""
-    from litellm.llms.custom_httpx.http_handler import get_ssl_configuration
-
-    config = get_ssl_configuration(ssl_verify)
-    if isinstance(config, str):  # a CA bundle path on LiteLLM versions that return it unwrapped
-        return ssl.create_default_context(cafile=config)
-    return config
 
 
 def _causes(exc: BaseException | None) -> Iterator[BaseException]:
@@ -71,11 +57,11 @@ def _local_failure(exc: BaseException | None) -> bool:
     return any(isinstance(e, OSError) and e.errno in _LOCAL_ERRNOS for e in _causes(exc))
 
 
-def _certificate_failure(exc: BaseException) -> bool:
-    return any(isinstance(e, ssl.SSLCertVerificationError) for e in _causes(exc))
+def _certificate_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    return next((e for e in _causes(exc) if isinstance(e, ssl.SSLCertVerificationError)), None)
 
 
-def _untrusted(exc: BaseException) -> TransportError:
+def _untrusted(exc: ssl.SSLCertVerificationError | None) -> TransportError:
     reason = getattr(exc, "verify_message", None) or "certificate verify failed"
     return TransportError(
         f"the gateway's TLS certificate is not trusted ({reason}): set the deployment's ssl_verify to the "
@@ -271,7 +257,7 @@ class AiohttpTransport:
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise ReadTimeoutError("the gateway did not answer within the read timeout") from None
         except aiohttp.ClientConnectorCertificateError as exc:
-            raise _untrusted(exc.certificate_error) from None
+            raise _untrusted(_certificate_error(exc.certificate_error)) from None
         except aiohttp.ClientConnectorError as exc:
             if _local_failure(exc.os_error):
                 raise LocalOverloadError(f"no socket for a new connection: {exc.os_error}") from None
@@ -347,8 +333,9 @@ def _map_httpx(exc: httpx.HTTPError) -> TransportError:
     if isinstance(exc, httpx.TimeoutException):
         return ReadTimeoutError("the gateway did not answer within the read timeout")
     if isinstance(exc, httpx.ConnectError | httpx.ProxyError):
-        if _certificate_failure(exc):
-            return _untrusted(exc)
+        certificate = _certificate_error(exc)
+        if certificate is not None:
+            return _untrusted(certificate)
         if _local_failure(exc):
             return LocalOverloadError(f"no socket for a new connection: {exc}")
         where = "HTTP proxy" if isinstance(exc, httpx.ProxyError) else "gateway"
@@ -435,17 +422,6 @@ _transports: dict[tuple, object] = {}
 _registry_lock = threading.Lock()
 
 
-_ENV_DATA: Mapping[Any, Any] | None = getattr(os.environ, "_data", None)
-_ENV_KEYS: tuple[Any, ...] = tuple(os.environ.encodekey(v) for v in CLIENT_ENV) if _ENV_DATA is not None else ()
-
-
-def _client_env() -> tuple:
-    """The values of ``CLIENT_ENV`` now (a few µs: read on every call, from the environment's own dict)."""
-    if _ENV_DATA is not None:
-        return tuple(map(_ENV_DATA.get, _ENV_KEYS))
-    return tuple(map(os.environ.get, CLIENT_ENV))
-
-
 def _cached(key: tuple, factory):
     found = _transports.get(key)
     if found is None:
@@ -458,7 +434,7 @@ def _cached(key: tuple, factory):
 
 def async_transport(kind: str, pool_size: int, http2: bool, ssl_verify: bool | str | None = None) -> AsyncTransport:
     """The shared async transport for this configuration (one client per event loop inside)."""
-    env = _client_env()
+    env = client_env()
     if kind == "aiohttp" and not http2:
         return _cached(("aiohttp", pool_size, ssl_verify, env),  # type: ignore[return-value]
                        lambda: AiohttpTransport(pool_size, ssl_verify=ssl_verify))
@@ -469,5 +445,5 @@ def async_transport(kind: str, pool_size: int, http2: bool, ssl_verify: bool | s
 
 def sync_transport(pool_size: int, http2: bool, ssl_verify: bool | str | None = None) -> HttpxTransport:
     """The shared httpx transport for this configuration (sync client, and async clients per loop)."""
-    return _cached(("httpx", pool_size, http2, ssl_verify, _client_env()),  # type: ignore[return-value]
+    return _cached(("httpx", pool_size, http2, ssl_verify, client_env()),  # type: ignore[return-value]
                    lambda: HttpxTransport(pool_size, http2, ssl_verify=ssl_verify))
