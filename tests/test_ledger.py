@@ -4,9 +4,7 @@ workers can append to one file."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
+import multiprocessing
 import threading
 
 import litellm
@@ -49,21 +47,24 @@ def test_sync_success_event_and_an_unwritable_path_never_raise(tmp_path, caplog)
     assert "cost ledger: cannot append" in caplog.text
 
 
+def _append_from_worker(path: str, worker: str) -> None:
+    ledger = CostLedger(path)
+    for n in range(100):
+        response = litellm.ModelResponse()
+        # long lines (~64 KiB): a buffered writer would cut them into several writes
+        response._hidden_params["alipay"] = {"cost_cny": n, "cost_breakdown": {"pad": worker * 65536}}
+        ledger.record({"litellm_call_id": f"{worker}-{n}"}, response)
+
+
 def test_processes_appending_at_once_never_interleave_lines(tmp_path):
     path = tmp_path / "cost.jsonl"
-    script = textwrap.dedent("""
-        import sys, litellm
-        from litellm_alipay.ledger import CostLedger
-        ledger = CostLedger(sys.argv[1])
-        worker = sys.argv[2]
-        for n in range(100):
-            response = litellm.ModelResponse()
-            # long lines (~64 KiB): a buffered writer would cut them into several writes
-            response._hidden_params["alipay"] = {"cost_cny": n, "cost_breakdown": {"pad": worker * 65536}}
-            ledger.record({"litellm_call_id": f"{worker}-{n}"}, response)
-    """)
-    workers = [subprocess.Popen([sys.executable, "-c", script, str(path), w]) for w in "abc"]
-    assert [w.wait(120) for w in workers] == [0, 0, 0]
+    fork = multiprocessing.get_context("fork")  # litellm is imported already: forked workers start at once
+    workers = [fork.Process(target=_append_from_worker, args=(str(path), w)) for w in "abcd"]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert [w.exitcode for w in workers] == [0, 0, 0, 0]
     entries = [json.loads(line) for line in path.read_text().splitlines()]
-    assert sorted(e["call_id"] for e in entries) == sorted(f"{w}-{n}" for w in "abc" for n in range(100))
+    assert sorted(e["call_id"] for e in entries) == sorted(f"{w}-{n}" for w in "abcd" for n in range(100))
     assert all(e["cost_breakdown"]["pad"] == e["call_id"][0] * 65536 for e in entries)
