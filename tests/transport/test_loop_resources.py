@@ -4,6 +4,7 @@ demand; nothing is left for the interpreter to complain about at exit."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -39,13 +40,16 @@ def test_100_asyncio_runs_leave_no_socket_open(deployment, transport, redis_url)
         return reply.choices[0].message.content
 
     assert asyncio.run(one()) == "You said: hello"  # warm-up: imports, LiteLLM's own lazy state
+    gc.collect()  # sockets of earlier tests' dropped objects go now, not during the count
     before = open_sockets()
     answers = [asyncio.run(one()) for _ in range(100)]
     assert answers == ["You said: hello"] * 100
-    assert open_sockets() == before
+    gc.collect()
+    assert open_sockets() <= before  # a client kept per loop would leave 100 (one per run) or more
 
 
 async def test_public_aclose_releases_the_running_loops_clients(deployment):
+    gc.collect()
     before = open_sockets()
     settings = {**deployment, "pool_size": 17}  # a transport of its own, made by this call
     await litellm.acompletion(model="alipay/ant-fin-chat", messages=ASK, **settings)
