@@ -406,7 +406,7 @@ class Gateway:
         if not left:
             raise self._late(model, deadline, sent=False)
         request, params = self._request(method, biz, model, auth_token=auth_token, read_timeout=left, extra=extra)
-        transport = sync_transport(self.settings.pool_size, self.settings.http2)
+        transport = sync_transport(self.settings.pool_size, self.settings.http2, self.settings.ssl_verify)
         response = None
         try:
             response = transport.send(request)
@@ -440,7 +440,7 @@ class Gateway:
         request, params = self._request(method, biz, model, auth_token=auth_token,
                                         read_timeout=remaining(deadline), extra=extra)
         s = self.settings
-        transport = async_transport(s.transport, s.pool_size, s.http2)
+        transport = async_transport(s.transport, s.pool_size, s.http2, s.ssl_verify)
         response = None
         try:
             if sending is not None:
@@ -473,7 +473,7 @@ class Gateway:
         if not left:
             raise self._late(model, deadline, sent=False)
         request, params = self._request(method, biz, model, auth_token=auth_token, read_timeout=left)
-        transport = sync_transport(self.settings.pool_size, self.settings.http2)
+        transport = sync_transport(self.settings.pool_size, self.settings.http2, self.settings.ssl_verify)
         try:
             response = transport.send(request, stream=True)
         except Exception as exc:
@@ -518,7 +518,7 @@ class Gateway:
         method = protocol.METHOD_CHAT
         request, params = self._request(method, biz, model, auth_token=auth_token, read_timeout=remaining(deadline))
         s = self.settings
-        transport = async_transport(s.transport, s.pool_size, s.http2)
+        transport = async_transport(s.transport, s.pool_size, s.http2, s.ssl_verify)
         try:
             async with timeout_at(deadline):
                 response = await transport.send(request, stream=True)

@@ -73,6 +73,8 @@ class AlipayLLM(CustomLLM):
                 given.setdefault("api_base", api_base)
             if api_key:
                 given.setdefault("api_key", api_key)
+            if (litellm_params or {}).get("ssl_verify") is not None:  # LiteLLM keeps ssl_verify as its own
+                given.setdefault("ssl_verify", litellm_params["ssl_verify"])  # type: ignore[index]
             settings = settings_for(given)
             _check_residency(settings, litellm_params)
         except AlipayError as exc:

@@ -108,8 +108,8 @@ class AntLingBackend:
             s = self.settings
             try:
                 async with asyncio.timeout_at(deadline):  # the call's one deadline, counted by the breaker
-                    response = await async_transport(s.transport, s.pool_size, s.http2).send(
-                        self.request(body, timeout))
+                    transport = async_transport(s.transport, s.pool_size, s.http2, getattr(s, "ssl_verify", None))
+                    response = await transport.send(self.request(body, timeout))
             except TimeoutError:
                 raise local_error(ReadTimeoutError("no answer within the call's deadline"), model=model,
                                   provider=PROVIDER) from None
@@ -130,7 +130,7 @@ class AntLingBackend:
         failure: BaseException | None = None
         s = self.settings
         try:
-            transport = async_transport(s.transport, s.pool_size, s.http2)
+            transport = async_transport(s.transport, s.pool_size, s.http2, getattr(s, "ssl_verify", None))
             response = await transport.send(self.request(body, timeout), stream=True)
             try:
                 if response.status >= 400:  # type: ignore[union-attr]
@@ -168,7 +168,8 @@ class AntLingBackend:
         """The model ids the key can see (``GET /models``): the live check ``litellm-alipay check`` runs."""
         s = self.settings
         try:
-            response = await async_transport(s.transport, s.pool_size, s.http2).send(self.request(None, timeout))
+            transport = async_transport(s.transport, s.pool_size, s.http2, getattr(s, "ssl_verify", None))
+            response = await transport.send(self.request(None, timeout))
         except AlipayError as exc:
             raise local_error(exc, model="models", provider=PROVIDER) from None
         if response.status >= 400:  # type: ignore[union-attr]
