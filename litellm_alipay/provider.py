@@ -99,6 +99,7 @@ class AlipayLLM(CustomLLM):
         node = (gateway.call_as_user(protocol.METHOD_CHAT, biz, model, auth, timeout=seconds) if auth
                 else gateway.call(protocol.METHOD_CHAT, biz, model, timeout=seconds))
         response = transforms.chat_model_response(node, model_response, model)
+        transforms.check_structured(model, biz, response.choices[0].message.content if response.choices else None)
         return _with_cost(response, gateway.chat_cost(node.get("usage") or {}, node.get("actions")))
 
     async def acompletion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
@@ -113,6 +114,7 @@ class AlipayLLM(CustomLLM):
                 else gateway.acall(protocol.METHOD_CHAT, biz, model, timeout=seconds))
         node = await _deadline(call, seconds, model)
         response = transforms.chat_model_response(node, model_response, model)
+        transforms.check_structured(model, biz, response.choices[0].message.content if response.choices else None)
         cost = await gateway.achat_cost(node.get("usage") or {}, node.get("actions"))
         return _with_cost(response, cost)
 
@@ -130,6 +132,7 @@ class AlipayLLM(CustomLLM):
         usage, actions = tally.priced()
         cost = gateway.chat_cost(usage, actions)
         _record_stream(logging_obj, transformer.final_fields, cost)
+        transforms.check_structured(model, biz, "".join(transformer.text) if transformer.text else None)
         yield from tally.finish(cost)
 
     async def astreaming(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
@@ -147,6 +150,7 @@ class AlipayLLM(CustomLLM):
         usage, actions = tally.priced()
         cost = await gateway.achat_cost(usage, actions)
         _record_stream(logging_obj, transformer.final_fields, cost)
+        transforms.check_structured(model, biz, "".join(transformer.text) if transformer.text else None)
         for out in tally.finish(cost):
             yield out
 

@@ -51,6 +51,7 @@ class StreamTransformer:
         self.trace_id: str | None = None
         self.finished = False
         self.final_fields: dict[str, Any] = {}
+        self.text: list[str] = []  # the first choice's text, for checking a structured answer at the end
 
     def chunks(self, chunk: dict) -> list[GenericStreamingChunk]:
         """One B3 chunk → 0..n generic chunks, in order. A role-only delta yields nothing."""
@@ -60,6 +61,8 @@ class StreamTransformer:
             index = choice.get("index", position)
             delta = choice.get("delta") or {}
             text = delta.get("content") or ""
+            if text and index == 0:
+                self.text.append(text)
             calls = [self._tool_use(index, c, k) for k, c in enumerate(delta.get("tool_calls") or [])]
             if text:
                 out.append(_chunk(text, index, calls.pop(0) if calls else None))
