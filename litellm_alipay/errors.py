@@ -33,6 +33,7 @@ class ConfigurationError(AlipayError, ValueError):
 
     def __init__(self, setting: str, problem: str) -> None:
         self.setting = setting
+        self.problem = problem
         super().__init__(f"{setting}: {problem}")
 
 
@@ -135,6 +136,16 @@ _AUTH_SUB_CODES = frozenset({
 })
 
 
+#: What to do about refusals whose cause is the deployment's own configuration.
+_HINTS = {
+    "isv.invalid-signature": (
+        " — hint: the gateway could not verify the request's signature with the app public key registered"
+        " for this app_id; app_private_key is probably not the private half of it. Compare them with"
+        " `litellm-alipay check --app-public-key <the key uploaded in the Alipay console>`."),
+    "isv.invalid-app-id": " — hint: app_id is not an app of this gateway (sandbox and production ids differ).",
+}
+
+
 def error_class(code: str | None, sub_code: str | None, status: int = 200) -> type:
     """The LiteLLM exception class that makes the Router act right on this Alipay outcome."""
     import litellm
@@ -173,6 +184,7 @@ def gateway_error(
     message = f"Alipay {label}: {detail}{unsigned}"
     if trace_id:
         message += f" (trace_id={trace_id})"
+    message += _HINTS.get(sub_code or "", "")
     return _build(error_class(code, sub_code, status), message, model, provider, code, sub_code, trace_id)
 
 
@@ -210,4 +222,9 @@ def local_error(exc: AlipayError, *, model: str, provider: str = "alipay") -> Ex
         cls, code = litellm.ContentPolicyViolationError, "data-residency"
     else:
         cls, code = getattr(exc, "litellm_class", litellm.ServiceUnavailableError), type(exc).__name__
+    if isinstance(exc, ConfigurationError):
+        # "<setting>: …" would lose the setting to LiteLLM's secret masking (it reads "private_key: x" as a
+        # secret and prints "app_REDACTED"): name it without a colon or equals sign after it.
+        return _build(cls, f"Alipay configuration: setting {exc.setting!r} {exc.problem}", model, provider,
+                      code, None, None)
     return _build(cls, f"Alipay {code}: {exc}", model, provider, code, None, None)
