@@ -69,7 +69,7 @@ def _name(common_name: str) -> x509.Name:
 
 def _cert(subject: str, public: rsa.RSAPublicKey, issuer: x509.Name, signer: rsa.RSAPrivateKey,
           serial: int, ca: bool) -> x509.Certificate:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(_name(subject)).issuer_name(issuer).public_key(public)
