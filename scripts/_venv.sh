@@ -1,7 +1,8 @@
 # Shared by demo.sh, proxy.sh and test.sh: make .venv with python3 and install the package into it.
 #   LITELLM_ALIPAY_VENV     another venv (CI keeps one per tested LiteLLM version)
-#   LITELLM_ALIPAY_LITELLM  a LiteLLM requirement installed on top, e.g. "litellm[proxy]==1.108.7" or
-#                           "litellm>=1.108.7,<1.111" (upgraded to the newest that resolves); see .ci/run
+#   LITELLM_ALIPAY_LITELLM  LiteLLM requirements installed on top (space-separated), e.g.
+#                           "litellm[proxy]==1.108.7" or "litellm>=1.108.7,<1.111 semver" (upgraded to the
+#                           newest that resolves); see .ci/run
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${LITELLM_ALIPAY_VENV:-$ROOT/.venv}"
@@ -15,7 +16,8 @@ if [ ! -f "$STAMP" ]; then
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT$EXTRAS" 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" || true
   if [ -n "$LITELLM_REQ" ]; then
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade "$LITELLM_REQ" 2>&1 \
+    # shellcheck disable=SC2086 # several requirements, space-separated
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade $LITELLM_REQ 2>&1 \
       | grep -v "is ignored: it is neither a file nor a directory" || true
   fi
   "$VENV/bin/python" -c "import litellm_alipay" && touch "$STAMP"
