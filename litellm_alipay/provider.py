@@ -99,8 +99,9 @@ class AlipayLLM(CustomLLM):
         node = (gateway.call_as_user(protocol.METHOD_CHAT, biz, model, auth, timeout=seconds) if auth
                 else gateway.call(protocol.METHOD_CHAT, biz, model, timeout=seconds))
         response = transforms.chat_model_response(node, model_response, model)
+        cost = gateway.chat_cost(node.get("usage") or {}, node.get("actions"))  # billed, whatever the check says
         transforms.check_structured(model, biz, response.choices[0].message.content if response.choices else None)
-        return _with_cost(response, gateway.chat_cost(node.get("usage") or {}, node.get("actions")))
+        return _with_cost(response, cost)
 
     async def acompletion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
                           model_response: ModelResponse, print_verbose: Any, encoding: Any, api_key: Any,
@@ -114,8 +115,8 @@ class AlipayLLM(CustomLLM):
                 else gateway.acall(protocol.METHOD_CHAT, biz, model, timeout=seconds))
         node = await _deadline(call, seconds, model)
         response = transforms.chat_model_response(node, model_response, model)
+        cost = await gateway.achat_cost(node.get("usage") or {}, node.get("actions"))  # billed, whatever the check says
         transforms.check_structured(model, biz, response.choices[0].message.content if response.choices else None)
-        cost = await gateway.achat_cost(node.get("usage") or {}, node.get("actions"))
         return _with_cost(response, cost)
 
     def streaming(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,

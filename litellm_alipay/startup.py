@@ -41,8 +41,6 @@ def deployment_problems(model_list: list[Mapping[str, Any]]) -> list[tuple[str, 
         missing = [f"{k} reads {v.split('/', 1)[1]}, which is not set" for k, v in params.items()
                    if isinstance(v, str) and v.startswith("os.environ/") and _resolve(v) is None]
         given, _ = split_params({k: _resolve(v) for k, v in params.items()})
-        if params.get("api_base"):
-            given.setdefault("api_base", _resolve(params["api_base"]))
         try:
             build_settings(given)
         except ConfigurationError as exc:
