@@ -13,6 +13,7 @@ Pure: no I/O. The emulator's deterministic model reads the same instruction back
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,13 +46,22 @@ def response_schema(model: str, response_format: Any) -> ResponseSchema | None:
     if not isinstance(schema, Mapping):
         raise bad_request(model, "response_format.json_schema.schema must be a JSON Schema object")
     schema = dict(schema)
+    problem = _schema_problem(json.dumps(schema, sort_keys=True, ensure_ascii=False))
+    if problem:
+        raise bad_request(model, f"response_format.json_schema.schema is not a valid JSON Schema: {problem}")
+    return ResponseSchema(name=str(spec.get("name") or "response"), schema=schema,
+                          strict=bool(spec.get("strict")))
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_problem(text: str) -> str | None:
+    """Checking a schema against its meta-schema costs milliseconds; a client sends the same few again."""
+    schema = json.loads(text)
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
-        raise bad_request(model, f"response_format.json_schema.schema is not a valid JSON Schema: "
-                                 f"{exc.message}") from None
-    return ResponseSchema(name=str(spec.get("name") or "response"), schema=schema,
-                          strict=bool(spec.get("strict")))
+        return exc.message
+    return None
 
 
 def with_instruction(messages: list[dict], requested: ResponseSchema) -> list[dict]:
