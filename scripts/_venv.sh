@@ -1,5 +1,6 @@
 # Shared by demo.sh, proxy.sh and test.sh: make .venv with python3 and install the package into it.
 #   LITELLM_ALIPAY_VENV     another venv (CI keeps one per tested LiteLLM version)
+#   LITELLM_ALIPAY_NO_INSTALL=1  use the venv as it is (the tests run proxy.sh in their own venv)
 #   LITELLM_ALIPAY_LITELLM  LiteLLM requirements installed on top (space-separated), e.g.
 #                           "litellm[proxy]==1.108.7" or "litellm>=1.108.7,<1.111 semver" (upgraded to the
 #                           newest that resolves); see .ci/run
@@ -12,7 +13,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 STAMP="$VENV/.installed-$( { cat "$ROOT/pyproject.toml"; echo "$LITELLM_REQ"; } | python3 -c 'import sys,hashlib;print(hashlib.sha1(sys.stdin.buffer.read()).hexdigest()[:12])')$EXTRAS"
-if [ ! -f "$STAMP" ]; then
+if [ ! -f "$STAMP" ] && [ -z "${LITELLM_ALIPAY_NO_INSTALL:-}" ]; then
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT$EXTRAS" 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" || true
   if [ -n "$LITELLM_REQ" ]; then

@@ -15,7 +15,8 @@ from .proxy_process import ROOT, free_port
 
 def test_proxy_script_prints_working_calls(tmp_path):
     demo = tmp_path / "demo"
-    env = {**os.environ, "LITELLM_ALIPAY_VENV": sys.prefix, "PROXY_PORT": str(free_port()),
+    env = {**os.environ, "LITELLM_ALIPAY_VENV": sys.prefix, "LITELLM_ALIPAY_NO_INSTALL": "1",  # has [proxy]
+           "PROXY_PORT": str(free_port()),
            "EMULATOR_PORT": str(free_port()), "ALIPAY_DEMO_DIR": str(demo), "LITELLM_MASTER_KEY": "sk-newcomer-0001"}
     env.pop("LITELLM_LOCAL_MODEL_COST_MAP", None)  # the script sets it itself
     proc = subprocess.Popen(["bash", str(ROOT / "scripts" / "proxy.sh")], stdout=subprocess.PIPE,
