@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
-from . import protocol
+from . import diagnosis, protocol
 from .errors import (
     AlipayError,
     ConfigurationError,
@@ -177,9 +177,13 @@ class Gateway:
         decrypt = (lambda text: aes_decrypt(text, s.encrypt_key, s.charset)) if s.encrypt_key else None
         try:
             if s.verify_response:
-                return verify_response(body, method, s.response_key, s.sign_type, decrypt=decrypt,
+                node = verify_response(body, method, s.response_key, s.sign_type, decrypt=decrypt,
                                        charset=s.charset)
+                diagnosis.verified(s)
+                return node
             return _unverified_node(body, method, decrypt)
+        except SignatureError as exc:
+            raise local_error(diagnosis.unverified(s, exc), model=model, provider=self.provider) from None
         except AlipayError as exc:
             raise local_error(exc, model=model, provider=self.provider) from None
 
@@ -194,8 +198,9 @@ class Gateway:
                 if response.status >= 500:
                     raise gateway_error({"code": "20000", "sub_msg": f"HTTP {response.status}"},
                                         model=model, status=response.status, provider=self.provider)
-                raise local_error(SignatureError("v3 response signature does not verify"),
+                raise local_error(diagnosis.unverified(s, SignatureError("v3 response signature does not verify")),
                                   model=model, provider=self.provider)
+            diagnosis.verified(s)
         try:
             node = json.loads(body)
         except ValueError:
