@@ -285,7 +285,7 @@ class Gateway:
             async with timeout_at(deadline):
                 return await self.tokens.with_token_retry(
                     auth.key, call, auth_code=auth.auth_code, refresh_token=auth.refresh_token)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise self._late(model, deadline) from None
 
     async def astream_token(self, auth: UserAuth | None, model: str = "", deadline: float | None = None
@@ -299,7 +299,7 @@ class Gateway:
             async with timeout_at(deadline):
                 token = await self.tokens.get_token(auth.key, auth_code=auth.auth_code,
                                                     refresh_token=auth.refresh_token)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise self._late(model, deadline) from None
         return self.check_owner(auth, token, model)
 
@@ -431,7 +431,7 @@ class Gateway:
             try:
                 async with timeout_at(deadline):
                     return await self._acall_once(method, biz, model, deadline, auth_token, extra, sending)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 raise self._late(model, deadline, sent=bool(sending), budget=budget) from None
         except BaseException as exc:
             failure = exc
@@ -527,7 +527,7 @@ class Gateway:
         try:
             async with timeout_at(deadline):
                 response = await transport.send(request, stream=True)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise self._late(model, deadline) from None
         except Exception as exc:
             raise self._fail(method, params, exc, model) from None
@@ -544,7 +544,7 @@ class Gateway:
                         raw = await parts.__anext__()
                 except StopAsyncIteration:
                     break
-                except (TimeoutError, asyncio.TimeoutError):
+                except TimeoutError:
                     raise ReadTimeoutError(f"the stream did not finish within the call's deadline "
                                            f"({_budget_text(deadline)})") from None
                 for event in decoder.feed(raw):
