@@ -191,7 +191,7 @@ def test_shipped_redis_config_is_the_one_under_test():
 CHAOS_REQUESTS = 500
 
 
-async def test_redis_killed_mid_run_fails_no_request_and_is_shared_again(alipay_emulator_process):
+async def test_redis_killed_mid_run_fails_no_request_and_is_shared_again(alipay_emulator_process, tmp_path):
     """Two proxies on one Redis; Redis is killed after 150 answers and restarted after 350: every one of
     the 500 requests is answered, and the quota lives in Redis again once it is back."""
     import redis as redis_lib
@@ -199,8 +199,13 @@ async def test_redis_killed_mid_run_fails_no_request_and_is_shared_again(alipay_
     server = RedisServer()
     server.start()
     env = _proxy_env(alipay_emulator_process, server)
-    env.update(ALIPAY_RATE_LIMIT_PER_SECOND="100000", REDIS_HOST="", REDIS_PORT="")  # our Redis use only
-    proxies = _start_proxies(2, env)
+    env["ALIPAY_RATE_LIMIT_PER_SECOND"] = "100000"  # the quota in Redis, never the bottleneck
+    shipped = yaml.safe_load(CONFIG.read_text())  # this run measures the provider's use of Redis only
+    for key in ("redis_host", "redis_port"):
+        shipped["router_settings"].pop(key)
+    config = tmp_path / "litellm-provider-redis.yaml"
+    config.write_text(yaml.safe_dump(shipped))
+    proxies = _start_proxies(2, env, config)
     clients = [openai.AsyncOpenAI(base_url=p.base_url, api_key=MASTER_KEY, max_retries=0, timeout=60)
                for p in proxies]
     done = 0
