@@ -202,7 +202,7 @@ async def test_no_secret_in_any_log_record_or_callback_payload(alipay_emulator, 
     logs = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
     assert "alipay.cloud.ai.chat failed" in logs  # the opaque-failure line is among the records hunted
     assert sum(r.name.startswith("LiteLLM") and r.levelno == logging.DEBUG for r in caplog.records) > 10
-    assert len(capture.payloads) >= 3
+    assert len(capture.payloads) >= 2  # (sync success callbacks run on a thread pool: at least these)
     haystack = logs + "\n".join(capture.payloads)
     for secret in (code, key_line, "sign=", "auth_token="):
         assert secret not in haystack, secret[:12]
