@@ -23,7 +23,7 @@ from .action_ledger import Claim, ledger, redis_for
 from .backends import ant_ling_route
 from .backends.ant_ling import ANT_LING
 from .catalogue import register_models
-from .errors import AlipayError, ConfigurationError, TenantMismatchError, local_error
+from .errors import AlipayError, ConfigurationError, ReadTimeoutError, TenantMismatchError, local_error
 from .gateway import Gateway
 from .pricing import Cost, stream_usage
 from .settings import CACHE_SIZE, AlipaySettings, settings_for, split_params
@@ -376,6 +376,19 @@ def _seconds(timeout: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
+async def _deadline(awaitable: Any, seconds: float | None, model: str) -> Any:
+    """LiteLLM does not enforce ``timeout`` for custom handlers: the whole call gets it as a deadline.
+
+    (Restored: the Ant Ling backend imports it; it was lost when two branches merged.)"""
+    if seconds is None:
+        return await awaitable
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except TimeoutError:
+        raise local_error(ReadTimeoutError(f"no answer within the call's timeout of {seconds:g} s"),
+                          model=model, provider=PROVIDER) from None
 
 
 alipay_llm = AlipayLLM()
