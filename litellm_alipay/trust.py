@@ -106,7 +106,10 @@ def setting_in(body: Mapping[str, Any]) -> tuple[str, str] | None:
         meta = body.get(name)
         if isinstance(meta, Mapping):  # the proxy keeps the client's own metadata as requester_metadata
             requester = meta.get("requester_metadata")
-            places.append((name, requester if isinstance(requester, Mapping) else meta))
+            if isinstance(requester, Mapping):
+                places.append((name, requester))
+            elif name == "metadata":  # a bare litellm_metadata is LiteLLM's own (the Responses API bridge
+                places.append((name, meta))  # puts the deployment's api_base there), not the client's
     for where, place in places:
         if isinstance(place, Mapping):
             for key in place:

@@ -30,6 +30,8 @@ SERVER_NAME = "alipay-payments"
 IDEMPOTENCY_META_KEY = "idempotency_key"
 MCP_READY = "alipay MCP server ready on"
 AUDIT_ENV = "ALIPAY_AUDIT_LOG"
+#: "true": a money-moving call without the client's ``_meta.idempotency_key`` is refused, not keyed per call
+REQUIRE_KEY_ENV = "ALIPAY_MCP_REQUIRE_IDEMPOTENCY_KEY"
 
 #: Alipay's official server (``@alipay/mcp-server-alipay``): its tool names, short and full -> our action
 OFFICIAL_TOOLS: dict[str, str] = {
@@ -118,8 +120,9 @@ def idempotency_key(meta: Mapping[str, Any] | None, session: str, request_id: An
     return f"mcp:{session}:{request_id}"
 
 
-def build_server(tools: PaymentTools, *, name: str = SERVER_NAME) -> Any:
-    """The low-level MCP server over ``tools`` (the enabled actions only)."""
+def build_server(tools: PaymentTools, *, name: str = SERVER_NAME, require_key: bool = False) -> Any:
+    """The low-level MCP server over ``tools`` (the enabled actions only). ``require_key``: money-moving
+    calls need the client's ``_meta.idempotency_key`` (a retry without one would be a new refund)."""
     import mcp.types as types
     from mcp.server.lowlevel import Server
 
@@ -138,6 +141,11 @@ def build_server(tools: PaymentTools, *, name: str = SERVER_NAME) -> Any:
             field = POLICY_ENV["enabled_actions"] if known else "name"
             why = "is not enabled on this server" if known else "is not a tool of this server"
             return _error(types, f"{field}: the tool {name_!r} {why} ({', '.join(enabled)})", field)
+        client_key = (ctx.meta or {}).get(IDEMPOTENCY_META_KEY)
+        if require_key and name_ not in READ_ONLY and not (isinstance(client_key, str) and client_key.strip()):
+            return _error(types, f"_meta.{IDEMPOTENCY_META_KEY}: a money-moving call on this server needs the "
+                                 "client's idempotency key in the request's _meta (the same on every retry)",
+                          f"_meta.{IDEMPOTENCY_META_KEY}")
         session = _session_id(ctx.session)
         key = idempotency_key(ctx.meta, session, ctx.request_id)
         call = {"id": str(ctx.request_id), "function": {"name": name_, "arguments": dict(params.arguments or {})}}
@@ -245,7 +253,8 @@ def main(args: Any) -> int:
     except ConfigurationError as exc:
         print(f"mcp: {exc}", file=sys.stderr)
         return 2
-    server = build_server(tools)
+    require = os.environ.get(REQUIRE_KEY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    server = build_server(tools, require_key=require)
     if args.http:
         serve_http(server, args.host, args.port)
     else:

@@ -117,6 +117,18 @@ async def test_bad_input_is_a_tool_error_naming_the_field(alipay_emulator, trade
     assert alipay_emulator.stats()["trades"]["refunds_executed"] == 1
 
 
+@_async
+async def test_a_server_can_require_the_clients_key(alipay_emulator, trade, tmp_path) -> None:
+    t = trade("88.00")
+    env = _env(alipay_emulator, tmp_path, ALIPAY_PAYMENTS_ENABLED_ACTIONS="refund",
+               ALIPAY_MCP_REQUIRE_IDEMPOTENCY_KEY="true")
+    async with _stdio(env) as session:
+        refused = await session.call_tool("refund", {"out_trade_no": t["out_trade_no"], "refund_amount": "1.00"})
+        query = await session.call_tool("query_payment", {"out_trade_no": t["out_trade_no"]})
+    assert refused.is_error and refused.content[0].text.startswith("_meta.idempotency_key")
+    assert not query.is_error and alipay_emulator.stats()["trades"]["refunds_executed"] == 0
+
+
 def test_official_server_settings_are_accepted() -> None:
     env = official_env({"AP_APP_ID": "2021000000000001", "AP_APP_KEY": "k", "AP_PUB_KEY": "p",
                         "AP_CURRENT_ENV": "sandbox", "AP_SELECT_TOOLS": "queryPay,refund-alipay-payment"})
