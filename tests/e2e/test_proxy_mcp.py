@@ -10,6 +10,7 @@ import queue
 import uuid
 
 import httpx
+import openai
 import pytest
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -86,3 +87,18 @@ def test_a_model_served_by_the_proxy_calls_a_payment_tool(proxy, alipay_emulator
     text = response.output_text
     assert text.startswith("Tool result: alipay.trade.query: result=succeeded, trade_status=TRADE_SUCCESS")
     assert "total_amount=88.00" in text
+
+
+def test_refunds_inside_a_proxy_call_need_the_idempotency_key_and_run_once(proxy, alipay_emulator):
+    t = _trade(alipay_emulator)
+    client = openai_client(proxy)
+    ask = [{"role": "user", "content": f"refund out_trade_no={t['out_trade_no']} refund_amount=5.00"}]
+    with pytest.raises(openai.BadRequestError, match="Idempotency-Key"):
+        client.chat.completions.create(model="ling-refunds", messages=ask)
+    key = {"Idempotency-Key": f"order-{t['out_trade_no']}-refund-1"}
+    first = client.chat.completions.create(model="ling-refunds", messages=ask, extra_headers=key)
+    retry = client.chat.completions.create(model="ling-refunds", messages=ask, extra_headers=key)
+    assert first.choices[0].message.content.startswith("Tool result:")
+    assert '"fund_change": "Y"' in first.choices[0].message.content
+    assert alipay_emulator.stats()["trades"]["refunds_executed"] == 1
+    assert "already succeeded" in retry.choices[0].message.content
