@@ -5,11 +5,13 @@ the step limit, the deadline, confirmation, the caller's own tools, and a retrie
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
 import litellm
 import pytest
+from litellm.integrations.custom_logger import CustomLogger
 
 from litellm_alipay.backends import actions
 from litellm_alipay.payments.policy import PolicyError
@@ -40,6 +42,19 @@ def _ask(out_trade_no: str, amount: str) -> list[dict]:
 
 def _key() -> dict:
     return {"metadata": {"idempotency_key": f"ticket-{uuid.uuid4().hex}"}}
+
+
+class _Payloads(CustomLogger):
+    """What LiteLLM hands a success callback (its standard logging payload)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.payloads: list[str] = []
+        self.logged = asyncio.Event()
+
+    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+        self.payloads.append(json.dumps(kwargs.get("standard_logging_object"), default=str))
+        self.logged.set()
 
 
 def _refunds(emu) -> int:
@@ -119,11 +134,15 @@ async def test_the_deadline_ends_the_loop_and_the_retry_executes_nothing_again(l
 async def test_with_confirmation_the_answer_carries_the_proposal(ling, alipay_emulator, trade, monkeypatch):
     monkeypatch.setenv("ALIPAY_PAYMENTS_CONFIRM", "true")
     t = trade("88.00")
+    seen = _Payloads()
+    monkeypatch.setattr(litellm, "callbacks", [*litellm.callbacks, seen])
     reply = await litellm.acompletion(model=MODEL, messages=_ask(t["out_trade_no"], "8.00"), **ling, **_key())
     [action] = reply.choices[0].message.provider_specific_fields["actions"]
     assert action["status"] == "PENDING_CONFIRMATION" and _refunds(alipay_emulator) == 0
     [token] = reply._hidden_params["alipay"]["confirmation_tokens"]
     assert token not in reply.model_dump_json()  # the model and the answer's JSON never see it
+    await asyncio.wait_for(seen.logged.wait(), 30)  # bounded: the success callback runs after the answer
+    assert seen.payloads and all(token not in payload for payload in seen.payloads)  # nor LiteLLM's callbacks
     assert '"proposal": true' in reply.choices[0].message.content
     done = await actions.aconfirm(token)
     assert done.to_dict()["result"] == "succeeded" and _refunds(alipay_emulator) == 1
@@ -150,7 +169,18 @@ def test_streamed_and_sync(ling, alipay_emulator, trade):
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text.startswith("Tool result:") and '"fund_change": "Y"' in text
+    [fields] = [c.choices[0].delta.provider_specific_fields for c in chunks
+                if c.choices and getattr(c.choices[0].delta, "provider_specific_fields", None)]
+    assert [a["status"] for a in fields["actions"]] == ["SUCCESS"]
+    assert fields["cost_breakdown"]["action_fees_cny"] == 0.05
+    assert litellm.stream_chunk_builder(chunks).usage.cost > 0.05 / 7.1  # the fee reaches the assembled cost
     assert _refunds(alipay_emulator) == 1
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}
+    theirs = list(litellm.completion(model=MODEL, messages=[{"role": "user", "content": "get_weather city=HZ"}],
+                                     tools=[weather], stream=True, **ling, **_key()))
+    [call] = litellm.stream_chunk_builder(theirs).choices[0].message.tool_calls
+    assert call.function.name == "get_weather"
     plain = litellm.completion(model=MODEL, messages=_ask(t["out_trade_no"], "2.00"), **ling, **_key())
     assert plain.choices[0].message.provider_specific_fields["actions"][0]["status"] == "SUCCESS"
     assert _refunds(alipay_emulator) == 2
