@@ -3,6 +3,7 @@
     import litellm, litellm_alipay
     litellm_alipay.register()
     litellm.completion(model="alipay/ant-fin-chat", messages=[...])
+    await litellm_alipay.aclose()   # optional: release this loop's HTTP and Redis clients now
 
 In a proxy config: ``custom_provider_map: [{provider: alipay, custom_handler: litellm_alipay.alipay_llm}]``.
 """
@@ -20,13 +21,14 @@ from .errors import (
     SignatureError,
     TransportError,
 )
+from .loop_resources import aclose
 
 if TYPE_CHECKING:
     from .provider import AlipayLLM, alipay_llm, register
 
 __all__ = [
     "AlipayLLM", "alipay_llm", "register", "AlipayError", "ConfigurationError", "DataResidencyError",
-    "KeyFormatError", "ProtocolError", "SignatureError", "TransportError",
+    "KeyFormatError", "ProtocolError", "SignatureError", "TransportError", "aclose",
 ]
 
 

@@ -19,7 +19,8 @@ Router must act on (fallbacks, cooldowns, retries) are raised as LiteLLM's own e
     └── TransportError          the HTTP exchange failed (``sent`` says if it may have reached Alipay)
         ├── ConnectTimeoutError
         ├── ReadTimeoutError
-        └── ConnectionDroppedError
+        ├── ConnectionDroppedError
+        └── LocalOverloadError  this process is out of connections or sockets (never sent; not the gateway)
 """
 
 from __future__ import annotations
@@ -101,6 +102,18 @@ class ReadTimeoutError(TransportError):
 
 class ConnectionDroppedError(TransportError):
     """The connection closed before a whole response arrived (dropped or truncated)."""
+
+
+class LocalOverloadError(TransportError):
+    """This process could not get a connection (no free pool slot in time, out of file descriptors).
+
+    Nothing was sent and the gateway did nothing wrong: a circuit breaker must not count it, and it is
+    never reported as a gateway timeout. Mapped to ``litellm.RateLimitError`` (``alipay_code``
+    ``local-overload``), like the client-side quota, so a Router moves the call elsewhere.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, sent=False)
 
 
 class QuotaExceededError(AlipayError):
@@ -233,7 +246,9 @@ def local_error(exc: AlipayError, *, model: str, provider: str = "alipay") -> Ex
     """Map one of our own errors (transport, signature, guards) to the LiteLLM class the Router needs."""
     import litellm
 
-    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
+    if isinstance(exc, LocalOverloadError):
+        cls, code = litellm.RateLimitError, "local-overload"
+    elif isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
         cls, code = litellm.Timeout, "timeout"
     elif isinstance(exc, TransportError):
         cls, code = litellm.APIConnectionError, "connection"

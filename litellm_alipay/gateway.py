@@ -50,6 +50,8 @@ logger.addHandler(logging.NullHandler())
 
 _V2_HEADERS = {"Accept": "application/json, text/event-stream"}
 timeout_at = asyncio.timeout_at  # Python 3.11+ (the versions CI runs)
+#: A deadline shorter than this (or than ``read_timeout``) says nothing about the gateway's health.
+STALL_FLOOR = 1.0
 _OAUTH_NODE = f'"{response_node_name(protocol.METHOD_OAUTH)}"'.encode()
 #: Request parameters that carry the conversation: logged only with ``log_payloads``.
 _PAYLOAD_PARAMS = frozenset({"biz_content", "messages", "input"})
@@ -242,7 +244,7 @@ class Gateway:
         """The token, once its owner (the exchange's ``user_id``) is the user the request acts for."""
         cached = self.tokens.cached(auth.key)
         owner = cached.user_id if cached is not None else None
-        if auth.tenant and owner and owner != auth.tenant:
+        if auth.tenant and owner != auth.tenant:  # fail closed: an answer naming no user proves nothing
             raise local_error(TenantMismatchError(
                 f"the user credential belongs to another user than the request's user {auth.tenant!r}"),
                 model=model, provider=self.provider)
@@ -344,9 +346,11 @@ class Gateway:
         self.log_failure(method, params, exc, response)
         return local_error(exc, model=model, provider=self.provider) if isinstance(exc, AlipayError) else exc
 
-    def deadline_for(self, seconds: float | None) -> float:
-        """The deadline of a call: its LiteLLM ``timeout`` when given, else the ``read_timeout`` budget."""
-        return time.monotonic() + (seconds or self.settings.read_timeout)
+    def deadline_for(self, seconds: float | None, stream: bool = False) -> float:
+        """The deadline of a call: its LiteLLM ``timeout`` when given, else the deployment's budget —
+        ``read_timeout`` for an answer, ``stream_timeout`` for a whole stream."""
+        budget = seconds or (self.settings.stream_timeout if stream else self.settings.read_timeout)
+        return time.monotonic() + budget
 
     def _deadline(self, deadline: float | None, timeout: float | None) -> float:
         """The call's one deadline: given, else ``timeout``, else the deployment's ``read_timeout``."""
@@ -366,9 +370,21 @@ class Gateway:
         except AlipayError as exc:
             raise local_error(exc, model=model, provider=self.provider) from None
 
-    def _late(self, model: str, deadline: float) -> Exception:
-        return local_error(ReadTimeoutError(f"no answer within the call's deadline ({_budget_text(deadline)})"),
-                           model=model, provider=self.provider)
+    def _late(self, model: str, deadline: float, *, sent: bool = True, budget: float | None = None) -> Exception:
+        """``litellm.Timeout`` for a call cut by its deadline. ``alipay_code`` says what it proves: nothing
+        sent (``deadline-before-send``: the action claim is released, the breaker not told), a budget too
+        short to say anything about the gateway (``deadline-short``: a client's tiny ``timeout`` must not
+        open the breaker for everyone), else a stall (``timeout``: counted)."""
+        import litellm
+
+        message = f"Alipay timeout: no answer within the call's deadline ({_budget_text(deadline)})"
+        if not sent:
+            code = "deadline-before-send"
+        elif budget is not None and budget < min(STALL_FLOOR, self.settings.read_timeout):
+            code = "deadline-short"
+        else:
+            code = "timeout"
+        return _build(litellm.Timeout, message, model, self.provider, code, None, None)
 
     def call(self, method: str, biz: Mapping[str, Any] | None, model: str, *,
              timeout: float | None = None, deadline: float | None = None, auth_token: str | None = None,
@@ -388,9 +404,9 @@ class Gateway:
                    auth_token: str | None, extra: Mapping[str, str] | None) -> dict[str, Any]:
         left = remaining(deadline)
         if not left:
-            raise self._late(model, deadline)
+            raise self._late(model, deadline, sent=False)
         request, params = self._request(method, biz, model, auth_token=auth_token, read_timeout=left, extra=extra)
-        transport = sync_transport(self.settings.pool_size, self.settings.http2)
+        transport = sync_transport(self.settings.pool_size, self.settings.http2, self.settings.ssl_verify)
         response = None
         try:
             response = transport.send(request)
@@ -402,14 +418,16 @@ class Gateway:
                     timeout: float | None = None, deadline: float | None = None, auth_token: str | None = None,
                     extra: Mapping[str, str] | None = None) -> dict[str, Any]:
         deadline = self._deadline(deadline, timeout)
+        budget = deadline - time.monotonic()
         key, trial = await self._aadmit(model, biz, deadline)
         failure: BaseException | None = None
+        sending: list[bool] = []  # filled the moment the request goes to the transport
         try:
             try:
                 async with timeout_at(deadline):
-                    return await self._acall_once(method, biz, model, deadline, auth_token, extra)
+                    return await self._acall_once(method, biz, model, deadline, auth_token, extra, sending)
             except (TimeoutError, asyncio.TimeoutError):
-                raise self._late(model, deadline) from None
+                raise self._late(model, deadline, sent=bool(sending), budget=budget) from None
         except BaseException as exc:
             failure = exc
             raise
@@ -417,13 +435,16 @@ class Gateway:
             await self.guards.aafter(key, failure, trial)
 
     async def _acall_once(self, method: str, biz: Mapping[str, Any] | None, model: str, deadline: float,
-                          auth_token: str | None, extra: Mapping[str, str] | None) -> dict[str, Any]:
+                          auth_token: str | None, extra: Mapping[str, str] | None,
+                          sending: list[bool] | None = None) -> dict[str, Any]:
         request, params = self._request(method, biz, model, auth_token=auth_token,
                                         read_timeout=remaining(deadline), extra=extra)
         s = self.settings
-        transport = async_transport(s.transport, s.pool_size, s.http2)
+        transport = async_transport(s.transport, s.pool_size, s.http2, s.ssl_verify)
         response = None
         try:
+            if sending is not None:
+                sending.append(True)
             response = await transport.send(request)
             return self.parse_response(method, response, model, biz)
         except Exception as exc:
@@ -450,9 +471,9 @@ class Gateway:
         method = protocol.METHOD_CHAT
         left = remaining(deadline)
         if not left:
-            raise self._late(model, deadline)
+            raise self._late(model, deadline, sent=False)
         request, params = self._request(method, biz, model, auth_token=auth_token, read_timeout=left)
-        transport = sync_transport(self.settings.pool_size, self.settings.http2)
+        transport = sync_transport(self.settings.pool_size, self.settings.http2, self.settings.ssl_verify)
         try:
             response = transport.send(request, stream=True)
         except Exception as exc:
@@ -497,7 +518,7 @@ class Gateway:
         method = protocol.METHOD_CHAT
         request, params = self._request(method, biz, model, auth_token=auth_token, read_timeout=remaining(deadline))
         s = self.settings
-        transport = async_transport(s.transport, s.pool_size, s.http2)
+        transport = async_transport(s.transport, s.pool_size, s.http2, s.ssl_verify)
         try:
             async with timeout_at(deadline):
                 response = await transport.send(request, stream=True)
@@ -545,7 +566,7 @@ def _token_manager(gateway: Gateway) -> TokenManager:
     """One token manager per (gateway, app, Redis): a credential is exchanged once however many
     deployments (models, transports) of the app share the process."""
     s = gateway.settings
-    key = (s.gateway_url, s.app_id, s.redis_url)
+    key = (s.gateway_url, s.app_id, s.redis_url, s.app_auth_token)  # an ISV's merchants never share tokens
     with _token_lock:
         found = _token_managers.get(key)
         if found is None:

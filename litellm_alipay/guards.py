@@ -26,7 +26,8 @@ _limiters: dict[tuple, Any] = {}
 _lock = threading.Lock()
 #: ``alipay_code`` of refusals made here, before anything was sent: never a gateway failure.
 LOCAL_CODES = frozenset({"client-quota", "circuit-open", "configuration", "local-overload", "LocalOverloadError",
-                         "data-residency", "action-in-doubt", "tenant-mismatch"})
+                         "data-residency", "action-in-doubt", "tenant-mismatch", "deadline-before-send",
+                         "deadline-short", "not-alipay"})
 
 
 def _breaker(settings: AlipaySettings) -> CircuitBreaker:
@@ -116,9 +117,12 @@ class Guards:
         return trial
 
     def after(self, key: str, exc: BaseException | None, trial: bool = False) -> None:
-        """Record the outcome; never raises (the call's own result or exception is what matters)."""
+        """Record the outcome; never raises (the call's own result or exception is what matters).
+
+        A cancellation or a local refusal says nothing about the gateway: the trial (if it was one) is
+        released for the next call, and nothing is recorded."""
         try:
-            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | GeneratorExit):
+            if _says_nothing(exc):
                 if trial:
                     self.breaker.release_trial(key)
             elif exc is not None and is_breaker_failure(exc):
@@ -130,7 +134,7 @@ class Guards:
 
     async def aafter(self, key: str, exc: BaseException | None, trial: bool = False) -> None:
         try:
-            if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            if _says_nothing(exc):
                 if trial:
                     await self.breaker.arelease_trial(key)
             elif exc is not None and is_breaker_failure(exc):
@@ -139,6 +143,11 @@ class Guards:
                 await self.breaker.arecord_success(key, trial)
         except Exception as failure:  # noqa: BLE001 - bookkeeping never replaces the call's outcome
             log.warning("breaker bookkeeping failed (%s)", type(failure).__name__)
+
+
+def _says_nothing(exc: BaseException | None) -> bool:
+    return isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | GeneratorExit) or (
+        exc is not None and getattr(exc, "alipay_code", None) in LOCAL_CODES)
 
 
 def deadline_after(seconds: float | None) -> float | None:

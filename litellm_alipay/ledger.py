@@ -8,11 +8,17 @@ observable: the proxy sends ``x-litellm-response-cost`` before a stream's body, 
 
 Proxy config: ``litellm_settings: {callbacks: [litellm_alipay.ledger.cost_ledger]}``. Without
 ``ALIPAY_COST_LEDGER`` it writes nothing.
+
+Several proxy workers append to one file: each line goes out as a single ``write`` on a descriptor
+opened with ``O_APPEND``, so lines from different processes never interleave. On the async path the
+write runs in a worker thread, never on the event loop (a slow disk must not stall every request).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import threading
 from collections import deque
@@ -22,6 +28,19 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 
 from .settings import COST_LEDGER_ENV
+
+logger = logging.getLogger("litellm_alipay")
+
+
+def append_line(path: str, line: bytes) -> None:
+    """Append one whole line to ``path`` with one ``O_APPEND`` write (atomic among appending processes)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        view = memoryview(line)
+        while view:  # a regular file takes the whole line at once; the loop only guards a short write
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def _alipay_fields(response: Any) -> Mapping[str, Any]:
@@ -66,25 +85,41 @@ class CostLedger(CustomLogger):
             "cost_breakdown": fields.get("cost_breakdown"),
         }
 
-    def record(self, kwargs: Mapping[str, Any], response: Any) -> None:
-        path = self.path
-        if not path:
-            return
+    def _line(self, kwargs: Mapping[str, Any], response: Any) -> bytes | None:
+        """The encoded line for a call not recorded yet, else None."""
         line = self.entry(kwargs, response)
         with self._lock:
             if line["call_id"] is not None:
                 if line["call_id"] in self._recent:
-                    return
+                    return None
                 self._recent.append(line["call_id"])
-            with open(path, "a", encoding="utf-8") as out:
-                out.write(json.dumps(line, default=str) + "\n")
+        return (json.dumps(line, default=str) + "\n").encode("utf-8")
+
+    def _write(self, path: str, line: bytes) -> None:
+        try:
+            append_line(path, line)
+        except OSError as exc:  # bookkeeping never fails a call
+            logger.warning("cost ledger: cannot append to %s: %s", path, exc.strerror)
+
+    def record(self, kwargs: Mapping[str, Any], response: Any) -> None:
+        path = self.path
+        line = self._line(kwargs, response) if path else None
+        if path and line is not None:
+            self._write(path, line)
+
+    async def arecord(self, kwargs: Mapping[str, Any], response: Any) -> None:
+        """``record`` with the file write in a worker thread."""
+        path = self.path
+        line = self._line(kwargs, response) if path else None
+        if path and line is not None:
+            await asyncio.to_thread(self._write, path, line)
 
     def log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         self.record(kwargs, response_obj)
 
     async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any,
                                       end_time: Any) -> None:
-        self.record(kwargs, response_obj)
+        await self.arecord(kwargs, response_obj)
 
 
 cost_ledger = CostLedger()

@@ -127,19 +127,28 @@ def stream_sign_content(datas: list[str] | tuple[str, ...]) -> bytes:
 
 
 class SSEDecoder:
-    """Incremental SSE parser: feed bytes as they arrive, get whole events back."""
+    """Incremental SSE parser: feed bytes as they arrive, get whole events back.
+
+    Linear in the stream's size however it is cut: bytes are appended to a ``bytearray`` (amortised
+    O(1) per byte), and the search for an event's end resumes where the last one stopped (less the
+    three bytes a separator may straddle) instead of rescanning the buffered event on every chunk.
+    """
 
     def __init__(self, charset: str = "utf-8") -> None:
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._searched = 0  # bytes of _buffer already known to hold no separator
         self._charset = charset
 
     def feed(self, chunk: bytes) -> Iterator[SSEEvent]:
         self._buffer += chunk
         while True:
-            cut = _event_end(self._buffer)
+            cut = _event_end(self._buffer, max(0, self._searched - 3))
             if cut is None:
+                self._searched = len(self._buffer)
                 return
-            raw, self._buffer = self._buffer[: cut[0]], self._buffer[cut[1]:]
+            raw = bytes(self._buffer[: cut[0]])
+            del self._buffer[: cut[1]]
+            self._searched = 0
             event = _parse_event(raw.decode(self._charset))
             if event is not None:
                 yield event
@@ -150,10 +159,11 @@ class SSEDecoder:
         return bool(self._buffer.strip())
 
 
-def _event_end(buffer: bytes) -> tuple[int, int] | None:
+def _event_end(buffer: bytes | bytearray, start: int = 0) -> tuple[int, int] | None:
+    """``(end of the event, start of the next)`` for the first blank line at or after ``start``."""
     best = None
     for sep in (b"\n\n", b"\r\n\r\n"):
-        at = buffer.find(sep)
+        at = buffer.find(sep, start, best[0] + len(sep) if best else len(buffer))
         if at >= 0 and (best is None or at < best[0]):
             best = (at, at + len(sep))
     return best

@@ -8,6 +8,7 @@ of the wire protocol.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 from collections import OrderedDict
@@ -19,12 +20,12 @@ from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import EmbeddingResponse, GenericStreamingChunk, ModelResponse
 
 from . import protocol, residency, transforms, trust
-from .action_ledger import Claim, ledger, redis_for
+from .action_ledger import UNSENT_CODES, ActionClaim, Claim, ledger, redis_for
 from .backends import actions as action_loop
 from .backends import ant_ling_route
 from .backends.ant_ling import ANT_LING
 from .catalogue import register_models
-from .errors import AlipayError, ConfigurationError, ReadTimeoutError, TenantMismatchError, local_error
+from .errors import AlipayError, ConfigurationError, TenantMismatchError, local_error
 from .gateway import Gateway
 from .pricing import Cost, stream_usage
 from .settings import CACHE_SIZE, AlipaySettings, settings_for, split_params
@@ -73,6 +74,8 @@ class AlipayLLM(CustomLLM):
                 given.setdefault("api_base", api_base)
             if api_key:
                 given.setdefault("api_key", api_key)
+            if (litellm_params or {}).get("ssl_verify") is not None:  # LiteLLM keeps ssl_verify as its own
+                given.setdefault("ssl_verify", litellm_params["ssl_verify"])  # type: ignore[index]
             settings = settings_for(given)
             _check_residency(settings, litellm_params)
         except AlipayError as exc:
@@ -139,7 +142,7 @@ class AlipayLLM(CustomLLM):
 
     def _chat(self, model: str, messages: list, optional_params: dict, litellm_params: dict | None,
               api_base: str | None, api_key: str | None, logging_obj: Any,
-              stream: bool) -> tuple[Gateway, dict[str, Any], UserAuth | None]:
+              stream: bool) -> tuple[Gateway, dict[str, Any], UserAuth | None, ActionClaim | None]:
         gateway, request, client = self._setup(model, optional_params, litellm_params, api_base, api_key,
                                                logging_obj)
         request.pop("stream", None)
@@ -158,17 +161,23 @@ class AlipayLLM(CustomLLM):
             model, messages, request, drop_params=self._drop_params(litellm_params)
         )
         auth = UserAuth.from_params(user_auth, biz.get("user_id"), gateway.settings.app_id)
+        held = None
         if biz.get("allowed_actions"):
-            biz["out_request_no"] = self._claim_actions(gateway, biz, client, metadata, litellm_params,
-                                                        logging_obj, model)
+            held = self._action_claim(gateway, biz, client, metadata, litellm_params, logging_obj, model)
+            biz["out_request_no"] = held.claim.out_request_no
         if stream:
             biz["stream"] = True
-        return gateway, biz, auth
+        return gateway, biz, auth, held
 
     @staticmethod
-    def _claim_actions(gateway: Gateway, biz: dict, client: trust.ClientRequest | None, metadata: dict,
-                       litellm_params: dict | None, logging_obj: Any, model: str) -> str:
-        """The request's ``out_request_no``, claimed for this app so no other app ever gets it."""
+    def _action_claim(gateway: Gateway, biz: dict, client: trust.ClientRequest | None, metadata: dict,
+                      litellm_params: dict | None, logging_obj: Any, model: str) -> ActionClaim:
+        """The request's ``out_request_no`` and the claim that keeps it to one app and one request.
+
+        The key is scoped to the caller (the proxy key and the tenant), so two clients choosing the same
+        ``Idempotency-Key`` never share an action; the fingerprint (messages and actions) refuses a key
+        reused for a different request.
+        """
         app_id = gateway.settings.app_id
         explicit = biz.get("out_request_no")
         seed, source = trust.idempotency_seed(client, metadata, explicit, _trace_id(litellm_params, logging_obj))
@@ -178,11 +187,12 @@ class AlipayLLM(CustomLLM):
             if not seed:
                 raise ConfigurationError("out_request_no", "a request with allowed_actions needs an idempotency "
                                          "key: pass out_request_no (or call through a Router)")
-            number = explicit if source == "out_request_no" else trust.derive_out_request_no(app_id, seed)
-            ledger.claim(f"{source}:{seed}", Claim(app_id, number), redis_for(gateway.settings.redis_url))
+            scoped = f"{trust.caller_scope(litellm_params, biz.get('user_id'))}|{seed}"
+            number = explicit if source == "out_request_no" else trust.derive_out_request_no(app_id, scoped)
         except AlipayError as exc:
             raise local_error(exc, model=model, provider=PROVIDER) from None
-        return number
+        claim = Claim(app_id, number, trust.fingerprint(biz))
+        return ActionClaim(f"{source}:{scoped}", claim, redis_for(gateway.settings.redis_url))
 
     # -------------------------------------------------------------------------------------- chat
     def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
@@ -194,11 +204,12 @@ class AlipayLLM(CustomLLM):
             return action_loop.face(ling).completion(*ling, model_response=model_response, model=model,
                                                      messages=messages, drop_params=self._drop_params(litellm_params),
                                                      timeout=_seconds(timeout))
-        gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
-                                        logging_obj, stream=False)
+        gateway, biz, auth, held = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
+                                              logging_obj, stream=False)
         deadline = gateway.deadline_for(_seconds(timeout))
-        node = (gateway.call_as_user(protocol.METHOD_CHAT, biz, model, auth, deadline=deadline) if auth
-                else gateway.call(protocol.METHOD_CHAT, biz, model, deadline=deadline))
+        with _holding(held, model):
+            node = (gateway.call_as_user(protocol.METHOD_CHAT, biz, model, auth, deadline=deadline) if auth
+                    else gateway.call(protocol.METHOD_CHAT, biz, model, deadline=deadline))
         response = transforms.chat_model_response(node, model_response, model)
         return _with_cost(response, gateway.chat_cost(node.get("usage") or {}, node.get("actions")))
 
@@ -211,11 +222,12 @@ class AlipayLLM(CustomLLM):
             return await action_loop.face(ling).acompletion(*ling, model_response=model_response, model=model,
                                               messages=messages, drop_params=self._drop_params(litellm_params),
                                               timeout=_seconds(timeout))
-        gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
-                                        logging_obj, stream=False)
+        gateway, biz, auth, held = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
+                                              logging_obj, stream=False)
         deadline = gateway.deadline_for(_seconds(timeout))
-        node = await (gateway.acall_as_user(protocol.METHOD_CHAT, biz, model, auth, deadline=deadline) if auth
-                      else gateway.acall(protocol.METHOD_CHAT, biz, model, deadline=deadline))
+        async with _aholding(held, model):
+            node = await (gateway.acall_as_user(protocol.METHOD_CHAT, biz, model, auth, deadline=deadline) if auth
+                          else gateway.acall(protocol.METHOD_CHAT, biz, model, deadline=deadline))
         response = transforms.chat_model_response(node, model_response, model)
         cost = await gateway.achat_cost(node.get("usage") or {}, node.get("actions"))
         return _with_cost(response, cost)
@@ -229,13 +241,14 @@ class AlipayLLM(CustomLLM):
             yield from action_loop.face(ling).streaming(*ling, model=model, messages=messages,
                                           drop_params=self._drop_params(litellm_params), timeout=_seconds(timeout))
             return
-        gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
-                                        logging_obj, stream=True)
+        gateway, biz, auth, held = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
+                                              logging_obj, stream=True)
         transformer, tally = transforms.StreamTransformer(), _StreamTally()
-        deadline = gateway.deadline_for(_seconds(timeout))
-        token = gateway.stream_token(auth, model, deadline)
-        for chunk in gateway.stream(biz, model, deadline=deadline, auth_token=token):
-            yield from tally.release(transformer.chunks(chunk), chunk)
+        deadline = gateway.deadline_for(_seconds(timeout), stream=True)
+        with _holding(held, model):
+            token = gateway.stream_token(auth, model, deadline)
+            for chunk in gateway.stream(biz, model, deadline=deadline, auth_token=token):
+                yield from tally.release(transformer.chunks(chunk), chunk)
         usage, actions = tally.priced()
         yield from tally.finish(gateway.chat_cost(usage, actions))
 
@@ -250,14 +263,15 @@ class AlipayLLM(CustomLLM):
                                                  timeout=_seconds(timeout)):
                 yield out
             return
-        gateway, biz, auth = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
-                                        logging_obj, stream=True)
+        gateway, biz, auth, held = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
+                                              logging_obj, stream=True)
         transformer, tally = transforms.StreamTransformer(), _StreamTally()
-        deadline = gateway.deadline_for(_seconds(timeout))
-        token = await gateway.astream_token(auth, model, deadline)
-        async for chunk in gateway.astream(biz, model, deadline=deadline, auth_token=token):
-            for out in tally.release(transformer.chunks(chunk), chunk):
-                yield out
+        deadline = gateway.deadline_for(_seconds(timeout), stream=True)
+        async with _aholding(held, model):
+            token = await gateway.astream_token(auth, model, deadline)
+            async for chunk in gateway.astream(biz, model, deadline=deadline, auth_token=token):
+                for out in tally.release(transformer.chunks(chunk), chunk):
+                    yield out
         usage, actions = tally.priced()
         for out in tally.finish(await gateway.achat_cost(usage, actions)):
             yield out
@@ -305,23 +319,25 @@ class AlipayLLM(CustomLLM):
 def _action_plan(request: dict, client: trust.ClientRequest | None, litellm_params: dict | None,
                  logging_obj: Any) -> action_loop.ActionPlan | None:
     """For a backend that cannot act itself: the request's effective actions and idempotency key, by the
-    same rules as the gateway's (``_claim_actions``); the key is claimed for the payments app."""
+    gateway's rules (``_action_claim``): the trust boundary's key order, scoped to the caller; the loop
+    claims it for the payments app with the request's fingerprint."""
     metadata = (litellm_params or {}).get("metadata") or {}
     allowed = trust.effective_actions(request.get("allowed_actions"), metadata.get(trust.CLIENT_ACTIONS_KEY))
     if not allowed:
         return None
     names = action_loop.action_names(allowed)
     trace = _trace_id(litellm_params, logging_obj)
-    seed, source = trust.idempotency_seed(client, metadata, request.get("out_request_no"), trace)
+    explicit = request.get("out_request_no")
+    seed, source = trust.idempotency_seed(client, metadata, explicit, trace)
     if client is not None and source == "trace":
         raise trust.IdempotencyKeyRequired()
     if not seed:
         raise ConfigurationError("out_request_no", "a request with allowed_actions needs an idempotency key: pass "
                                  "out_request_no or metadata.idempotency_key (or call through a Router)")
+    scoped = f"{trust.caller_scope(litellm_params, request.get('user'))}|{seed}"
     app_id = action_loop.toolkit_for(names).settings.app_id
-    key = trust.derive_out_request_no(app_id, seed)
-    ledger.claim(f"{source}:{seed}", Claim(app_id, key), redis_for(None))
-    return action_loop.ActionPlan(names, key, request.get("user"), trace)
+    number = str(explicit) if source == "out_request_no" else trust.derive_out_request_no(app_id, scoped)
+    return action_loop.ActionPlan(names, number, request.get("user"), trace, f"{source}:{scoped}", app_id)
 
 
 def _trace_id(litellm_params: dict | None, logging_obj: Any) -> str | None:
@@ -395,7 +411,9 @@ def _with_cost(response: Any, cost: Any) -> Any:
 
 
 def _seconds(timeout: Any) -> float | None:
-    """LiteLLM hands a float, an ``httpx.Timeout`` or None; the Router's default is 6000 s."""
+    """The caller's own timeout, or None. LiteLLM hands a float, an ``httpx.Timeout`` or None, and fills in
+    its defaults (600 s for ``completion``, ``litellm.request_timeout`` = 6000 s through a Router) when
+    the caller gave none: those mean "not given", so the deployment's budget applies."""
     if timeout is None:
         return None
     value = getattr(timeout, "read", timeout)
@@ -403,20 +421,44 @@ def _seconds(timeout: Any) -> float | None:
         seconds = float(value)
     except (TypeError, ValueError):
         return None
+    if seconds in (600.0, 6000.0) or seconds == float(getattr(litellm, "request_timeout", 6000) or 6000):
+        return None
     return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
-async def _deadline(awaitable: Any, seconds: float | None, model: str) -> Any:
-    """LiteLLM does not enforce ``timeout`` for custom handlers: the whole call gets it as a deadline.
-
-    (Restored: the Ant Ling backend imports it; it was lost when two branches merged.)"""
-    if seconds is None:
-        return await awaitable
+@contextlib.contextmanager
+def _holding(held: ActionClaim | None, model: str) -> Iterator[None]:
+    """Claim the action key for this app around the call; give it back if nothing was sent."""
+    if held is None:
+        yield
+        return
     try:
-        return await asyncio.wait_for(awaitable, seconds)
-    except TimeoutError:
-        raise local_error(ReadTimeoutError(f"no answer within the call's timeout of {seconds:g} s"),
-                          model=model, provider=PROVIDER) from None
+        ledger.claim(held)
+    except AlipayError as exc:
+        raise local_error(exc, model=model, provider=PROVIDER) from None
+    try:
+        yield
+    except BaseException as exc:
+        if getattr(exc, "alipay_code", None) in UNSENT_CODES:
+            ledger.release(held)
+        raise
+
+
+@contextlib.asynccontextmanager
+async def _aholding(held: ActionClaim | None, model: str) -> AsyncIterator[None]:
+    if held is None:
+        yield
+        return
+    try:
+        await ledger.aclaim(held)
+    except AlipayError as exc:
+        raise local_error(exc, model=model, provider=PROVIDER) from None
+    try:
+        yield
+    except BaseException as exc:
+        if getattr(exc, "alipay_code", None) in UNSENT_CODES:
+            await ledger.arelease(held)
+        raise
 
 
 alipay_llm = AlipayLLM()

@@ -50,10 +50,12 @@ ENV = {
     "encrypt_key": "ALIPAY_ENCRYPT_KEY",
     "verify_response": "ALIPAY_VERIFY_RESPONSE",
     "read_timeout": "ALIPAY_READ_TIMEOUT",
+    "stream_timeout": "ALIPAY_STREAM_TIMEOUT",
     "connect_timeout": "ALIPAY_CONNECT_TIMEOUT",
     "pool_size": "ALIPAY_POOL_SIZE",
     "http2": "ALIPAY_HTTP2",
     "transport": "ALIPAY_TRANSPORT",
+    "ssl_verify": "ALIPAY_SSL_VERIFY",
     "redis_url": "ALIPAY_REDIS_URL",
     "rate_limit_per_second": "ALIPAY_RATE_LIMIT_PER_SECOND",
     "rate_limit_per_minute": "ALIPAY_RATE_LIMIT_PER_MINUTE",
@@ -147,10 +149,14 @@ class AlipaySettings:
     encrypt_key: str | None = None
     verify_response: bool = True
     read_timeout: float = 15.0
+    stream_timeout: float = 300.0
     connect_timeout: float = 5.0
     pool_size: int = 30
     http2: bool = False
     transport: str = "aiohttp"
+    #: TLS verification: ``None`` = LiteLLM's resolution (``SSL_VERIFY``, ``SSL_CERT_FILE``, certifi),
+    #: ``True``/``False``, or the path of a CA bundle (``egress.ssl_config``)
+    ssl_verify: bool | str | None = None
     redis_url: str | None = None
     rate_limit_per_second: int | None = None
     rate_limit_per_minute: int | None = None
@@ -289,10 +295,12 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
         encrypt_key=str(raw["encrypt_key"]) if raw["encrypt_key"] else None,
         verify_response=verify,
         read_timeout=_number("read_timeout", raw["read_timeout"] or 15.0, float, 0.001),
+        stream_timeout=_number("stream_timeout", raw["stream_timeout"] or 300.0, float, 0.001),
         connect_timeout=_number("connect_timeout", raw["connect_timeout"] or 5.0, float, 0.001),
         pool_size=_number("pool_size", raw["pool_size"] or 30, int, 1),
         http2=_bool("http2", raw["http2"] or False),
         transport=transport,
+        ssl_verify=_ssl_verify(raw["ssl_verify"]),
         redis_url=_redis_url(given, raw["redis_url"], raw["redis_password"]),
         rate_limit_per_second=opt_rate("rate_limit_per_second"),
         rate_limit_per_minute=opt_rate("rate_limit_per_minute"),
@@ -313,6 +321,29 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
                                            DEFAULT_CONSENT_KEY),
         log_payloads=_bool("log_payloads", raw["log_payloads"] or False),
     )
+
+
+def _ssl_verify(value: Any) -> bool | str | None:
+    """``ssl_verify``: true/false, or a readable CA bundle file (PEM); unset leaves LiteLLM's default."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    if text.lower() in _TRUE | _FALSE:
+        return _bool("ssl_verify", text)
+    path = os.path.expanduser(text)
+    if not os.path.isfile(path):
+        raise ConfigurationError(
+            "ssl_verify", f"must be true, false or the path of a CA bundle file; no file at {text!r}")
+    try:
+        with open(path, "rb") as bundle:
+            head = bundle.read(65536)
+    except OSError as exc:
+        raise ConfigurationError("ssl_verify", f"cannot read the CA bundle {text!r} ({exc.strerror})") from None
+    if b"-----BEGIN CERTIFICATE-----" not in head:
+        raise ConfigurationError("ssl_verify", f"{text!r} holds no PEM certificate (a CA bundle is PEM)")
+    return os.path.abspath(path)
 
 
 def _redis_url(given: Mapping[str, Any], url: Any, password: Any) -> str | None:

@@ -106,16 +106,44 @@ def setting_in(body: Mapping[str, Any]) -> tuple[str, str] | None:
         meta = body.get(name)
         if isinstance(meta, Mapping):  # the proxy keeps the client's own metadata as requester_metadata
             requester = meta.get("requester_metadata")
-            if isinstance(requester, Mapping):
-                places.append((name, requester))
-            elif name == "metadata":  # a bare litellm_metadata is LiteLLM's own (the Responses API bridge
-                places.append((name, meta))  # puts the deployment's api_base there), not the client's
+            places.append((name, requester if isinstance(requester, Mapping) else meta))
     for where, place in places:
         if isinstance(place, Mapping):
             for key in place:
-                if key in SETTING_NAMES:
+                if key in SETTING_NAMES and not (where.endswith("metadata") and key in _LITELLM_METADATA):
                     return str(key), where
+    # The Router merges a client's dict-form fallback targets into the call's kwargs, over the deployment's
+    # values: nothing of ours may travel there, per-call parameters included (they would bypass the hook).
+    for name in FALLBACK_KEYS:
+        for target in _fallback_targets(body.get(name)) + _fallback_targets((body.get("extra_body") or {}).get(name)
+                                                                            if isinstance(body.get("extra_body"),
+                                                                                          Mapping) else None):
+            for key in target:
+                if key in SETTING_NAMES or key in PER_CALL_PARAMS:
+                    return str(key), name
     return None
+
+
+#: Keys LiteLLM's proxy and Router write into a request's metadata themselves (the chosen deployment's
+#: ``api_base``): not a client's, and never read as settings from there.
+_LITELLM_METADATA = frozenset({"api_base"})
+#: Client-supplied fallback lists whose dict entries the Router merges into a call.
+FALLBACK_KEYS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
+
+
+def _fallback_targets(value: Any) -> list[Mapping[str, Any]]:
+    """Every mapping inside a client's fallback list (``[{"model": …, …}]`` or ``[{"group": [{…}]}]``)."""
+    found: list[Mapping[str, Any]] = []
+    stack, seen = [value], 0
+    while stack and seen < 1000:  # bounded: a hostile body cannot make this walk long
+        seen += 1
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            found.append(item)
+            stack.extend(v for v in item.values() if isinstance(v, list | Mapping))
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
 
 
 def refuse_client_settings(body: Mapping[str, Any]) -> None:
@@ -157,8 +185,11 @@ class CredentialVault:
 
     def put(self, values: dict[str, Any]) -> str:
         ref = secrets.token_urlsafe(24)
+        now = time.monotonic()
         with self._lock:
-            self._items[ref] = (time.monotonic() + self._ttl, values)
+            while self._items and next(iter(self._items.values()))[0] < now:  # oldest first: expired go
+                self._items.popitem(last=False)
+            self._items[ref] = (now + self._ttl, values)
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         return ref
@@ -261,6 +292,22 @@ def idempotency_seed(client: ClientRequest | None, metadata: Mapping[str, Any] |
     if explicit:
         return explicit, "out_request_no"
     return trace_id, "trace"
+
+
+def caller_scope(litellm_params: Mapping[str, Any] | None, tenant: Any) -> str:
+    """Who owns an idempotency key: the proxy key (its hash) and the tenant. Two clients that choose the
+    same key never share an action; in-process callers (the operator) are scoped by tenant only."""
+    metadata = (litellm_params or {}).get("metadata") or {}
+    key_hash = metadata.get("user_api_key_hash") if isinstance(metadata, Mapping) else None
+    return f"{key_hash or '-'}|{tenant or '-'}"
+
+
+def fingerprint(biz: Mapping[str, Any]) -> str:
+    """What makes two requests "the same request" for an idempotency key: messages and actions."""
+    import json
+
+    doc = {"messages": biz.get("messages"), "allowed_actions": sorted(map(str, biz.get("allowed_actions") or ()))}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 def derive_out_request_no(app_id: str, seed: str) -> str:

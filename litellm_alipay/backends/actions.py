@@ -21,6 +21,7 @@ the message or a callback payload, and ``aconfirm(token)`` executes it once.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -49,6 +50,8 @@ class ActionPlan:
     idempotency_key: str = field(repr=False)
     tenant: str | None = None
     trace_id: str | None = None
+    claim_key: str = field(default="", repr=False)  # the caller-scoped seed, as the gateway's claim names it
+    app_id: str = ""  # the payments app the key is claimed for
 
 
 def action_names(allowed: list[str]) -> tuple[str, ...]:
@@ -156,9 +159,23 @@ class ActionLoop:
 
     async def _arun(self, backend: Any, request: dict[str, Any], *, model: str, messages: list,
                     drop_params: bool, timeout: float | None) -> tuple[dict[str, Any], _Run, Any]:
+        """The loop, holding the request's claim on its key (another request under the same key is
+        refused; the claim is given back when nothing was sent)."""
+        from .. import trust
+        from ..action_ledger import ActionClaim, Claim, redis_for
+        from ..provider import _aholding
+
+        plan: ActionPlan = request[PLAN]
+        fingerprint = trust.fingerprint({"messages": messages, "allowed_actions": plan.actions})
+        held = ActionClaim(plan.claim_key, Claim(plan.app_id, plan.idempotency_key, fingerprint), redis_for(None))
+        async with _aholding(held, model):
+            return await self._aloop(backend, request, model=model, messages=messages, drop_params=drop_params,
+                                     timeout=timeout)
+
+    async def _aloop(self, backend: Any, request: dict[str, Any], *, model: str, messages: list,
+                     drop_params: bool, timeout: float | None) -> tuple[dict[str, Any], _Run, Any]:
         from ..catalogue import ant_ling_spec
         from ..payments.tools import PaymentTools
-        from ..provider import _deadline
         from .ant_ling import ANT_LING
 
         plan: ActionPlan = request.pop(PLAN)
@@ -180,7 +197,7 @@ class ActionLoop:
                                                    f"{seconds:g} s"), model=model, provider=PROVIDER)
             body = shapes.chat_request(model, spec, run.messages, {**request, "tools": caller_tools + ours},
                                        drop_params=drop_params, stream=False)
-            answer = await _deadline(backend.acall(body, model, tenant_key, left), left, model)
+            answer = await backend.acall(body, model, tenant_key, left)  # it enforces ``left`` itself
             run.steps += 1
             run.add_usage(answer.get("usage"))
             choice = (answer.get("choices") or [{}])[0]
@@ -203,8 +220,8 @@ class ActionLoop:
             run.messages.append({"role": "assistant", "content": message.get("content"), "tool_calls": calls})
             for call in calls:
                 left = deadline - time.monotonic()
-                outcome = await _deadline(tools.aexecute(call, idempotency_key=plan.idempotency_key, tenant=tenant,
-                                                         trace_id=plan.trace_id), max(left, 0.001), model)
+                outcome = await _within(tools.aexecute(call, idempotency_key=plan.idempotency_key, tenant=tenant,
+                                                       trace_id=plan.trace_id), left, seconds, model)
                 run.messages.append(outcome.message)
                 if outcome.name not in READ_ONLY:
                     args = shapes_args(call)
@@ -279,6 +296,16 @@ class ActionLoop:
 
     def streaming(self, backend: Any, request: dict[str, Any], **kwargs: Any) -> Iterator[Any]:
         yield from SYNC.iterate(self.astreaming(backend, request, **kwargs))
+
+
+async def _within(awaitable: Any, left: float, seconds: float, model: str) -> Any:
+    """A tool execution inside what is left of the call's deadline; past it, ``litellm.Timeout``."""
+    try:
+        async with asyncio.timeout(max(left, 0.0)):
+            return await awaitable
+    except TimeoutError:
+        raise local_error(ReadTimeoutError(f"the action loop did not finish within the call's timeout of "
+                                           f"{seconds:g} s"), model=model, provider=PROVIDER) from None
 
 
 def shapes_args(call: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,8 +12,10 @@ drives it on a background loop (``_sync.py``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
@@ -22,7 +24,7 @@ from litellm.types.utils import ModelResponse
 
 from .. import protocol
 from ..catalogue import ModelSpec, ant_ling_spec
-from ..errors import AlipayError, ProtocolError, local_error
+from ..errors import AlipayError, ProtocolError, ReadTimeoutError, local_error
 from ..guards import Guards, deadline_after
 from ..pricing import Cost
 from ..resilience.adaptive import get_pacer
@@ -100,11 +102,17 @@ class AntLingBackend:
     async def acall(self, body: Mapping[str, Any], model: str, tenant: str, timeout: float | None
                     ) -> dict[str, Any]:
         trial = await self._abefore(tenant, timeout, model)
+        deadline = time.monotonic() + (timeout or self.settings.read_timeout)
         failure: BaseException | None = None
         try:
             s = self.settings
             try:
-                response = await async_transport(s.transport, s.pool_size, s.http2).send(self.request(body, timeout))
+                async with asyncio.timeout_at(deadline):  # the call's one deadline, counted by the breaker
+                    transport = async_transport(s.transport, s.pool_size, s.http2, getattr(s, "ssl_verify", None))
+                    response = await transport.send(self.request(body, timeout))
+            except TimeoutError:
+                raise local_error(ReadTimeoutError("no answer within the call's deadline"), model=model,
+                                  provider=PROVIDER) from None
             except AlipayError as exc:
                 raise local_error(exc, model=model, provider=PROVIDER) from None
             if response.status >= 400:
@@ -122,14 +130,23 @@ class AntLingBackend:
         failure: BaseException | None = None
         s = self.settings
         try:
-            transport = async_transport(s.transport, s.pool_size, s.http2)
+            transport = async_transport(s.transport, s.pool_size, s.http2, getattr(s, "ssl_verify", None))
             response = await transport.send(self.request(body, timeout), stream=True)
             try:
                 if response.status >= 400:  # type: ignore[union-attr]
                     content = b"".join([part async for part in response])  # type: ignore[union-attr]
                     raise await self._arefused(response.status, content, model)  # type: ignore[union-attr]
                 decoder = protocol.SSEDecoder()
-                async for raw in response:  # type: ignore[union-attr]
+                deadline = time.monotonic() + (timeout or s.read_timeout)
+                parts = response.__aiter__()  # type: ignore[union-attr]
+                while True:
+                    try:  # one deadline for the whole stream: trickled bytes cannot extend it
+                        async with asyncio.timeout_at(deadline):
+                            raw = await parts.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:
+                        raise ReadTimeoutError("the stream did not finish within the call's deadline") from None
                     for event in decoder.feed(raw):
                         chunk = shapes.stream_event(event.data, model)
                         if chunk is None:
@@ -151,7 +168,8 @@ class AntLingBackend:
         """The model ids the key can see (``GET /models``): the live check ``litellm-alipay check`` runs."""
         s = self.settings
         try:
-            response = await async_transport(s.transport, s.pool_size, s.http2).send(self.request(None, timeout))
+            transport = async_transport(s.transport, s.pool_size, s.http2, getattr(s, "ssl_verify", None))
+            response = await transport.send(self.request(None, timeout))
         except AlipayError as exc:
             raise local_error(exc, model="models", provider=PROVIDER) from None
         if response.status >= 400:  # type: ignore[union-attr]
@@ -216,11 +234,8 @@ class AntLing:
     async def acompletion(self, backend: AntLingBackend, request: dict[str, Any], *, model: str, messages: list,
                           model_response: ModelResponse, drop_params: bool, timeout: float | None
                           ) -> ModelResponse:
-        from ..provider import _deadline
-
         spec, body = self._body(model, messages, request, drop_params, stream=False)
-        answer = await _deadline(backend.acall(body, model, self._tenant(backend, request, model), timeout), timeout,
-                                 model)
+        answer = await backend.acall(body, model, self._tenant(backend, request, model), timeout)
         response = shapes.model_response(answer, model_response)
         return _priced(response, backend.cost(spec, answer.get("usage") or {}))
 

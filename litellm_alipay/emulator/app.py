@@ -7,18 +7,26 @@ Routes:
 - ``POST /v1/chat/completions`` and ``/v1/embeddings``: OpenAI-compatible, unsigned.
 - ``GET /ant-ling/v1/models``, ``POST /ant-ling/v1/chat/completions``: Ant Ling (``ant_ling.py``), and
   ``GET /_admin/ant-ling/received``: the request bodies it received.
-- Admin (unsigned; the server binds loopback): ``GET /_admin/health``, ``GET /_admin/stats``,
+- Admin (unsigned): ``GET /_admin/health``, ``GET /_admin/stats``,
   ``POST /_admin/reset`` (stats, faults, idempotency store, nonces, tokens, quota windows),
   ``GET /_admin/faults``, ``POST /_admin/faults`` (``{"rules": [...]}`` replaces the rules;
   ``{"rules": [...], "append": true}`` adds to them), ``DELETE /_admin/faults``;
   ``GET``/``POST /_admin/trades`` (list / create a trade: ``out_trade_no``, ``total_amount``, optional
   ``trade_status``, ``notify_url``, ``app_id``, ``subject``, ``refund_error``) and
   ``POST /_admin/trades/pay`` (``{"out_trade_no": …}``: the buyer pays a waiting trade).
+
+Admin requests that change state take ``Content-Type: application/json`` only (415 otherwise): a web
+page can send a cross-origin ``text/plain`` or form POST without asking, but not a JSON one, so a site
+a developer visits cannot inject faults into their emulator. With an admin token configured
+(``--admin-token``; required when the emulator listens beyond loopback) every admin endpoint but
+``health`` needs ``Authorization: Bearer <token>`` (401 otherwise).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -29,7 +37,7 @@ from starlette.types import Receive, Scope, Send
 from .. import protocol
 from ..errors import ConfigurationError
 from .ant_ling import AntLingRoute
-from .config import EmulatorConfig, parse_faults
+from .config import EmulatorConfig, check_admin_exposure, parse_faults
 from .core import Emulator, dumps
 from .gateway import Gateway
 from .openai_compat import OpenAICompat
@@ -58,8 +66,36 @@ def _json(payload: Any, status: int = 200) -> RawResponse:
     return RawResponse(status, dumps(payload).encode())
 
 
+Handler = Callable[[Request], Awaitable[RawResponse]]
+
+
+def admin_guard(token: str | None) -> Callable[[Handler, bool], Handler]:
+    """Wrap an admin handler: JSON-only for state changes, and the bearer token when one is set."""
+    expected = f"Bearer {token}".encode() if token else None
+
+    def wrap(handler: Handler, needs_token: bool = True) -> Handler:
+        async def guarded(request: Request) -> RawResponse:
+            if expected is not None and needs_token:
+                sent = request.headers.get("authorization", "").encode()
+                if not hmac.compare_digest(sent, expected):
+                    return _json({"ok": False, "error": "admin endpoints need Authorization: Bearer "
+                                  "<the emulator's admin token>"}, 401)
+            if request.method != "GET":
+                ctype = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+                if ctype != "application/json":
+                    return _json({"ok": False, "error": "admin requests take Content-Type: "
+                                  "application/json only"}, 415)
+            return await handler(request)
+
+        return guarded
+
+    return wrap
+
+
 def create_app(config: EmulatorConfig) -> Starlette:
     """The ASGI app for ``config``; ``app.emulator`` exposes state and faults to in-process callers."""
+    check_admin_exposure(config)
+    guard = admin_guard(config.admin_token)
     emu = Emulator(config)
     gateway = Gateway(emu)
     v3 = V3Gateway(emu, gateway)
@@ -124,13 +160,13 @@ def create_app(config: EmulatorConfig) -> Starlette:
         Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
         Route("/ant-ling/v1/chat/completions", ant_ling.chat, methods=["POST"]),
         Route("/ant-ling/v1/models", ant_ling.models, methods=["GET"]),
-        Route("/_admin/ant-ling/received", ant_ling_received, methods=["GET"]),
-        Route("/_admin/health", health, methods=["GET"]),
-        Route("/_admin/stats", stats, methods=["GET"]),
-        Route("/_admin/reset", reset, methods=["POST"]),
-        Route("/_admin/faults", faults, methods=["GET", "POST", "DELETE"]),
-        Route("/_admin/trades", trades, methods=["GET", "POST"]),
-        Route("/_admin/trades/pay", trades, methods=["POST"]),
+        Route("/_admin/ant-ling/received", guard(ant_ling_received), methods=["GET"]),
+        Route("/_admin/health", guard(health, False), methods=["GET"]),
+        Route("/_admin/stats", guard(stats), methods=["GET"]),
+        Route("/_admin/reset", guard(reset), methods=["POST"]),
+        Route("/_admin/faults", guard(faults), methods=["GET", "POST", "DELETE"]),
+        Route("/_admin/trades", guard(trades), methods=["GET", "POST"]),
+        Route("/_admin/trades/pay", guard(trades), methods=["POST"]),
     ]
     app = EmulatorApp(routes=routes)
     app.emulator = emu

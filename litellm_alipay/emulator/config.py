@@ -7,6 +7,7 @@ milliseconds, so the request path only ever sees key objects). Validation errors
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,8 @@ class EmulatorConfig:
     notify_delay_scale: float = 1.0
     #: (app_id, trade) pairs created at start (``--demo`` seeds a few); see ``POST /_admin/trades``
     seed_trades: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: bearer token the ``/_admin/*`` endpoints require (``--admin-token``); mandatory beyond loopback
+    admin_token: str | None = field(default=None, repr=False)
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -297,6 +300,8 @@ def config_from_mapping(
         cfg.host = str(data["host"])
     if "port" in data:
         cfg.port = _int_or_none(data["port"], "port") or 0
+    if data.get("admin_token"):
+        cfg.admin_token = str(data["admin_token"])
     apps = data.get("apps") or []
     if not isinstance(apps, Sequence) or isinstance(apps, str):
         raise ConfigurationError("apps", "must be a list")
@@ -342,3 +347,16 @@ def load_yaml(path: str | Path) -> Mapping[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigurationError("config", f"{path} is not valid YAML: {exc}") from None
     return _mapping(data, "config")
+
+
+def check_admin_exposure(config: EmulatorConfig) -> None:
+    """Refuse to serve unauthenticated admin endpoints on anything but loopback."""
+    host = config.host.strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not config.admin_token:
+        raise ConfigurationError(
+            "admin_token", f"is required when the emulator listens beyond loopback (host {config.host}): "
+            "pass --admin-token (or ALIPAY_EMULATOR_ADMIN_TOKEN, or admin_token in the config)")

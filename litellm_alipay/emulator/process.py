@@ -22,7 +22,7 @@ from typing import Any
 
 from .ant_ling import DEMO_API_KEY as ANT_LING_DEMO_KEY
 from .config import FaultRule
-from .server import READY
+from .server import ADMIN_TOKEN_ENV, READY
 
 
 class EmulatorError(RuntimeError):
@@ -35,8 +35,9 @@ class EmulatorProcess:
     def __init__(
         self, config: str | os.PathLike[str] | Mapping[str, Any] | None = None, *,
         timeout: float = 30.0, keys_dir: str | os.PathLike[str] | None = None,
-        extra_args: Sequence[str] = (),
+        extra_args: Sequence[str] = (), admin_token: str | None = None,
     ) -> None:
+        self._admin_token = admin_token
         self._tmp = tempfile.TemporaryDirectory(prefix="alipay-emulator-")
         self.keys_dir = Path(keys_dir) if keys_dir else Path(self._tmp.name) / "keys"
         args = [sys.executable, "-m", "litellm_alipay.emulator", "--demo", "--port", "0",
@@ -50,6 +51,8 @@ class EmulatorProcess:
         self._stderr_path = Path(self._tmp.name) / "stderr.log"
         self._stderr = open(self._stderr_path, "wb")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if admin_token:
+            env[ADMIN_TOKEN_ENV] = admin_token  # the environment, not argv: ps shows argv
         self.proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL, env=env,
         )
@@ -137,10 +140,10 @@ class EmulatorProcess:
 
     def _admin(self, method: str, path: str, payload: Any = None) -> Any:
         data = None if payload is None else json.dumps(payload).encode()
-        req = urllib.request.Request(
-            f"{self.base_url}/_admin/{path}", data=data, method=method,
-            headers={"content-type": "application/json"},
-        )
+        headers = {"content-type": "application/json"}
+        if self._admin_token:
+            headers["authorization"] = f"Bearer {self._admin_token}"
+        req = urllib.request.Request(f"{self.base_url}/_admin/{path}", data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 return json.loads(resp.read())

@@ -8,6 +8,7 @@ Settings printed by ``--demo`` are ``KEY=VALUE`` lines before it: paths and ids,
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 import tempfile
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError
-from .config import AppConfig, EmulatorConfig, config_from_mapping, load_yaml, parse_app
+from .config import AppConfig, EmulatorConfig, check_admin_exposure, config_from_mapping, load_yaml, parse_app
 
 READY = "alipay emulator ready on"
 #: Trades ``--demo`` starts with: paid, partly refundable, unpaid (closable) and finished.
@@ -26,6 +27,8 @@ DEMO_TRADES = (
     {"out_trade_no": "demo-unpaid-1", "total_amount": "30.00", "trade_status": "WAIT_BUYER_PAY"},
     {"out_trade_no": "demo-finished-1", "total_amount": "5.00", "trade_status": "TRADE_FINISHED"},
 )
+#: environment variable holding the admin token (keeps it off the command line, which ``ps`` shows)
+ADMIN_TOKEN_ENV = "ALIPAY_EMULATOR_ADMIN_TOKEN"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keys-dir", help="with --demo: directory to write the keys to")
     parser.add_argument("--env-file", help="with --demo: write the client settings as KEY=VALUE lines")
     parser.add_argument("--seed", type=int, default=None, help="seed of the fault RNG")
+    parser.add_argument("--admin-token", default=os.environ.get(ADMIN_TOKEN_ENV) or None,
+                        help=f"bearer token for /_admin/* (default ${ADMIN_TOKEN_ENV}); required with a "
+                             "non-loopback --host")
 
 
 def build_config(args: argparse.Namespace) -> tuple[EmulatorConfig, dict[str, str]]:
@@ -82,8 +88,11 @@ def build_config(args: argparse.Namespace) -> tuple[EmulatorConfig, dict[str, st
         cfg.port = args.port
     if args.seed is not None:
         cfg.seed = args.seed
+    if args.admin_token:
+        cfg.admin_token = args.admin_token
     if not cfg.apps:
         raise ConfigurationError("apps", "no app is registered (use --app-id, --config or --demo)")
+    check_admin_exposure(cfg)
     return cfg, settings
 
 

@@ -118,7 +118,8 @@ class PaymentMethods:
                                                      extra=extra)
         failure: BaseException | None = None
         try:
-            response = await async_transport(s.transport, s.pool_size, s.http2).send(request)
+            transport = async_transport(s.transport, s.pool_size, s.http2, getattr(s, "ssl_verify", None))
+            response = await transport.send(request)
             if response.status >= 500:
                 raise TransportError(f"HTTP {response.status} from the gateway")
             decrypt = (lambda text: aes_decrypt(text, s.encrypt_key, s.charset)) if s.encrypt_key else None

@@ -4,16 +4,17 @@ Why its own module: the limiter and the breaker both need (a) one thread-safe sy
 path (``litellm.completion``) and (b) one ``redis.asyncio`` client *per event loop* for the async path —
 an asyncio connection is bound to the loop that opened it, and a process may run several loops (the
 proxy's, a test's, ``asyncio.run`` in a worker thread). Neither component should import Redis at all
-unless it is used, so ``redis`` is imported here, lazily.
+unless it is used, so ``redis`` is imported here, lazily. Each loop's client is closed when that loop
+shuts down (``loop_resources.PerLoop``), and ``litellm_alipay.aclose()`` closes them on demand.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import threading
-import weakref
 from typing import Any
+
+from ..loop_resources import ClientOwner, PerLoop, register_sync
 
 
 class LuaScript:
@@ -46,7 +47,7 @@ class LuaScript:
 SOCKET_TIMEOUT = 0.5
 
 
-class RedisClients:
+class RedisClients(ClientOwner):
     """One sync client and one async client per running event loop, all for one URL, made on first use.
 
     Short socket timeouts: Redis carries shared bookkeeping, never a call's answer, so a slow Redis is
@@ -58,8 +59,13 @@ class RedisClients:
         self.timeout = timeout
         self._lock = threading.Lock()
         self._sync: Any = None
-        # Weak keys: a closed, collected loop takes its client with it.
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._async: PerLoop[Any] = PerLoop(self._new_async, _close_async)
+        register_sync(self)
+
+    def _new_async(self) -> Any:
+        import redis.asyncio
+
+        return redis.asyncio.Redis.from_url(self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout)
 
     def sync(self) -> Any:
         """The process-wide sync client (redis-py clients are thread-safe through their pool)."""
@@ -73,32 +79,12 @@ class RedisClients:
 
     def for_running_loop(self) -> Any:
         """The async client of the calling coroutine's event loop."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._async.get(loop)
-            if client is None:
-                import redis.asyncio
+        return self._async.get()
 
-                client = redis.asyncio.Redis.from_url(self.url, socket_timeout=self.timeout,
-                                                      socket_connect_timeout=self.timeout)
-                self._async[loop] = client
-            return client
 
-    def close(self) -> None:
-        """Close the sync client (async clients are closed by ``aclose`` on their own loop)."""
-        with self._lock:
-            client, self._sync = self._sync, None
-        if client is not None:
-            client.close()
 
-    async def aclose(self) -> None:
-        """Close the calling loop's async client and the sync client."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._async.pop(loop, None)
-        if client is not None:
-            await client.aclose()
-        self.close()
+async def _close_async(client: Any) -> None:
+    await client.aclose()
 
 
 def server_time_us_lua() -> str:

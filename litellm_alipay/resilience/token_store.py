@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -26,6 +27,7 @@ from ._redis import RedisClients
 log = logging.getLogger("litellm_alipay")
 _PREFIX = "litellm_alipay:tok:"
 LOCK_SECONDS = 30.0
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 POLL_SECONDS = 0.05
 
 
@@ -42,6 +44,7 @@ class RedisTokenStore:
         """The exchange's answer: another process's when it already has one, else ours (stored)."""
         from .failopen import redis_errors
 
+        owner = secrets.token_hex(16)  # the lock is released only by its holder
         try:
             client = self._clients.for_running_loop()
             token_key, lock_key = _PREFIX + key, _PREFIX + key + ":lock"
@@ -49,7 +52,7 @@ class RedisTokenStore:
                 stored = _usable(await client.get(token_key), grant_type, previous_access)
                 if stored is not None:
                     return stored
-                if await client.set(lock_key, "1", nx=True, px=int(LOCK_SECONDS * 1000)):
+                if await client.set(lock_key, owner, nx=True, px=int(LOCK_SECONDS * 1000)):
                     break
                 if deadline is not None and time.monotonic() + POLL_SECONDS > deadline:
                     raise TimeoutError("another worker's token exchange did not finish within the deadline")
@@ -63,12 +66,14 @@ class RedisTokenStore:
             stored = _usable(await client.get(token_key), grant_type, previous_access)
             if stored is not None:
                 return stored
-            raw = await exchange()
+            # Bounded well inside the lock's life: no second holder can exchange the same code meanwhile.
+            async with asyncio.timeout(LOCK_SECONDS * 0.8):
+                raw = await exchange()
             await self._put(client, token_key, raw)
             return raw
         finally:
             try:
-                await client.delete(lock_key)
+                await client.eval(_RELEASE, 1, lock_key, owner)
             except redis_errors() as exc:
                 self._warn(exc)
 

@@ -40,6 +40,8 @@ from ..errors import ConfigurationError, ProtocolError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: Cached user tokens per manager (one per credential); the oldest go first beyond this.
+MAX_CACHED = 100_000
 #: The deadline (``time.monotonic()``) of the call that starts an exchange: the exchange inherits it.
 EXCHANGE_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("alipay_exchange_deadline",
                                                                                   default=None)
@@ -312,6 +314,8 @@ class TokenManager:
             self._cache[key] = entry
             self._background_not_before.pop(key, None)
             self._inflight.pop(key, None)
+            while len(self._cache) > MAX_CACHED:  # one entry per credential: bounded, oldest first
+                self._cache.pop(next(iter(self._cache)))
         flight.set_result(entry)
 
     def _after_background(self, key: str, flight: concurrent.futures.Future[UserToken]) -> None:

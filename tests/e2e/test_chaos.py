@@ -114,7 +114,7 @@ async def test_chaos_every_request_ends_typed_and_actions_run_once(deployment, a
                         "litellm_trace_id": f"chaos-{i}"}
         if kind == "action":
             kwargs["allowed_actions"] = ["REFUND"]
-            action_keys[i] = derive_out_request_no(app_id, f"chaos-{i}")
+            action_keys[i] = derive_out_request_no(app_id, f"-|-|chaos-{i}")  # in-process: no proxy key, no tenant
         if kind == "user":
             kwargs.update(user=TokenStore.user_id_for(f"chaos-code-{i % 3}"), auth_code=f"chaos-code-{i % 3}")
         if kind == "stream":

@@ -73,8 +73,8 @@ async def test_stalls_cut_by_the_call_deadline_open_the_breaker(deployment, alip
     async def call():
         if mode == "sync":
             return await asyncio.to_thread(litellm.completion, model="alipay/ant-fin-chat", messages=ASK,
-                                           timeout=0.5, **settings)
-        return await litellm.acompletion(model="alipay/ant-fin-chat", messages=ASK, timeout=0.5, **settings)
+                                           timeout=1.2, **settings)
+        return await litellm.acompletion(model="alipay/ant-fin-chat", messages=ASK, timeout=1.2, **settings)
 
     alipay_emulator.set_faults([{"kind": "stall", "seconds": 5, "next": 2}])
     for _ in range(2):
@@ -107,11 +107,42 @@ async def test_a_trickling_stream_ends_at_its_deadline(deployment, alipay_emulat
     assert alipay_emulator.stats()["faults_injected"] == {"trickle": 1}
 
 
-async def test_embeddings_share_one_deadline_across_batches(deployment, alipay_emulator):
-    alipay_emulator.set_faults([{"kind": "stall", "seconds": 5, "next": 1}])
+def test_embeddings_share_one_deadline_across_batches(deployment, alipay_emulator):
+    """Two batches of 0.8 s each against a 1.2 s deadline: each alone would fit, together they do not."""
+    alipay_emulator.set_faults([{"kind": "latency", "seconds": 0.8, "next": 2}])
     with pytest.raises(litellm.Timeout):
-        await litellm.aembedding(model="alipay/ant-fin-embed", input=[f"t{i}" for i in range(40)], timeout=0.5,
-                                 **deployment)
+        litellm.embedding(model="alipay/ant-fin-embed", input=[f"t{i}" for i in range(40)], timeout=1.2,
+                          **deployment)
+    assert alipay_emulator.stats()["requests_by_method"]["alipay.cloud.ai.embed"] == 2
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_tiny_client_timeout_never_opens_the_breaker(deployment, alipay_emulator, mode):
+    """A deadline that expires before sending, or is too short to judge the gateway, is the caller's."""
+    settings = {**deployment, "breaker_threshold": 1}
+    for _ in range(3):
+        with pytest.raises(litellm.Timeout) as info:
+            if mode == "sync":
+                await asyncio.to_thread(litellm.completion, model="alipay/ant-fin-chat", messages=ASK,
+                                        timeout=1e-6, **settings)
+            else:
+                await litellm.acompletion(model="alipay/ant-fin-chat", messages=ASK, timeout=1e-6, **settings)
+        assert info.value.alipay_code in ("deadline-before-send", "deadline-short")
+    reply = await litellm.acompletion(model="alipay/ant-fin-chat", messages=ASK, **settings)
+    assert reply.choices[0].message.content == "You said: hello"
+
+
+async def test_without_a_timeout_a_router_stream_ends_at_the_deployments_stream_budget(deployment,
+                                                                                      alipay_emulator):
+    """The Router hands LiteLLM's default timeout (6000 s): that is "not given", so stream_timeout rules."""
+    router = litellm.Router(model_list=[{"model_name": "fin", "litellm_params": {
+        "model": "alipay/ant-fin-chat", **deployment, "stream_timeout": 1.5}}], num_retries=0)
+    alipay_emulator.set_faults([{"kind": "trickle", "seconds": 0.05, "next": 1}])
+    with pytest.raises((litellm.Timeout, MidStreamFallbackError)) as info:
+        stream = await router.acompletion(model="fin", messages=ASK, stream=True)
+        async for _ in stream:
+            pass
+    assert "deadline" in str(info.value)
 
 
 async def test_bookkeeping_never_replaces_or_fails_the_call(deployment, alipay_emulator, monkeypatch):

@@ -237,8 +237,6 @@ def test_no_secret_reaches_callbacks_logs_or_model_info(proxy, client, alipay_em
     key_text = Path(alipay_emulator.app_private_key_path).read_text().split("\n")[1]
     payloads = proxy.callbacks.read_text() if proxy.callbacks.exists() else ""
     assert payloads.count('"kind": "success"') >= 1  # the hunt had something to look at
-    if code in payloads:
-        print(_paths_holding(json.loads(line) for line in payloads.splitlines()), code)
     for where, text in [("callbacks", payloads), ("proxy output", "".join(proxy.output)), ("/model/info", info)]:
         for secret in (code, key_text, REDIS_PASSWORD, "sign="):
             assert secret not in text, f"{secret[:12]}… found in {where}"
@@ -252,19 +250,56 @@ def proxy_get(proxy: ProxyProcess, path: str) -> str:
     return json.dumps(response.json())
 
 
-def _paths_holding(docs, needle: str = "secret-code-") -> list[str]:
-    found = []
 
-    def walk(node, path):
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{path}.{k}")
-        elif isinstance(node, list):
-            for i, v in enumerate(node):
-                walk(v, f"{path}[{i}]")
-        elif isinstance(node, str) and needle in node:
-            found.append(path)
+@pytest.mark.parametrize("target", [{"allowed_actions": ["REFUND"]}, {"verify_response": False},
+                                    {"price_per_request_cny": 0}])
+def test_a_client_fallback_target_carries_no_setting_and_no_action(client, alipay_emulator, target):
+    """The Router merges a client's dict-form fallback into the call, over the deployment's values."""
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="fin-chat-plain", messages=REFUND, extra_headers=_key(),
+                                       extra_body={"fallbacks": [{"model": "fin-chat-plain", **target}]})
+    assert next(iter(target)) in str(info.value)
+    assert alipay_emulator.stats()["requests_total"] == 0
 
-    for doc in docs:
-        walk(doc, "")
-    return found
+
+def test_one_idempotency_key_never_joins_two_callers_or_two_requests(client, alipay_emulator):
+    key = {"Idempotency-Key": "shared-" + uuid.uuid4().hex}
+    a = client.chat.completions.create(model="fin-chat", messages=REFUND, user="buyer-a", extra_headers=key)
+    b = client.chat.completions.create(model="fin-chat", messages=[{"role": "user", "content": "refund 99.00 T2"}],
+                                       user="buyer-b", extra_headers=key)
+    actions = [r.choices[0].message.model_extra["provider_specific_fields"]["actions"][0] for r in (a, b)]
+    assert [x["amount"] for x in actions] == ["12.50", "99.00"] and actions[0]["trade_no"] != actions[1]["trade_no"]
+    with pytest.raises(openai.BadRequestError, match="different request"):  # same caller, same key, new request
+        client.chat.completions.create(model="fin-chat", messages=[{"role": "user", "content": "refund 1.00"}],
+                                       user="buyer-a", extra_headers=key)
+    assert alipay_emulator.stats()["actions_executed"] == {"REFUND": 2}
+
+
+async def test_a_refusal_before_sending_releases_the_claim_for_another_app(alipay_emulator):
+    """Circuit open at app A: nothing left, so the fallback to app B is safe and executes once."""
+    import litellm
+
+    from litellm_alipay import register
+    from litellm_alipay.guards import Guards
+    from litellm_alipay.settings import settings_for
+
+    register()
+    env = alipay_emulator.env()
+    app_a = {"app_id": env["ALIPAY_APP_ID"], "app_private_key": env["ALIPAY_APP_PRIVATE_KEY"],
+             "alipay_public_key": env["ALIPAY_PUBLIC_KEY"], "api_base": env["ALIPAY_GATEWAY_URL"],
+             "allowed_actions": ["REFUND"], "breaker_threshold": 1}
+    app_b = {"app_id": env["ALIPAY_CERT_APP_ID"], "app_private_key": env["ALIPAY_CERT_APP_PRIVATE_KEY"],
+             "app_cert": env["ALIPAY_CERT_APP_CERT"], "alipay_public_cert": env["ALIPAY_CERT_PUBLIC_CERT"],
+             "alipay_root_cert": env["ALIPAY_CERT_ROOT_CERT"], "api_base": env["ALIPAY_GATEWAY_URL"],
+             "allowed_actions": ["REFUND"]}
+    guards = Guards(settings_for({k: v for k, v in app_a.items() if k != "allowed_actions"}))
+    guards.breaker.record_failure(guards.key("ant-fin-chat", None))  # app A's breaker is open
+    router = litellm.Router(model_list=[
+        {"model_name": "a", "litellm_params": {"model": "alipay/ant-fin-chat", **app_a}},
+        {"model_name": "b", "litellm_params": {"model": "alipay/ant-fin-chat", **app_b}},
+    ], fallbacks=[{"a": ["b"]}], num_retries=0)
+    reply = await router.acompletion(model="a", messages=REFUND)
+    assert reply.choices[0].message.provider_specific_fields["actions"][0]["status"] == "SUCCESS"
+    stats = alipay_emulator.stats()
+    assert stats["actions_executed"] == {"REFUND": 1}
+    assert stats["requests_by_app"] == {env["ALIPAY_CERT_APP_ID"]: 1}

@@ -204,7 +204,7 @@ def test_admin_trade_creation_names_the_bad_field(alipay_emulator: EmulatorProce
                         ({"total_amount": "1"}, "out_trade_no"),
                         ({"out_trade_no": "x", "total_amount": "1", "trade_status": "PAID"}, "trade_status")]:
         request = urllib.request.Request(f"{alipay_emulator.base_url}/_admin/trades", data=json.dumps(body).encode(),
-                                         method="POST")
+                                         method="POST", headers={"Content-Type": "application/json"})
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10)
         assert refused.value.code == 400 and json.loads(refused.value.read())["error"].startswith(field)

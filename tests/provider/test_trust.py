@@ -183,7 +183,9 @@ async def test_no_secret_in_any_log_record_or_callback_payload(alipay_emulator, 
     register()
     code = "hunt-code-" + uuid.uuid4().hex
     user = TokenStore.user_id_for(code)
-    deployment = _deployment(alipay_emulator)
+    # The key as text, not a path: a path in a log would prove nothing about the key.
+    deployment = {**_deployment(alipay_emulator),
+                  "app_private_key": open(alipay_emulator.app_private_key_path).read()}
     ask = [{"role": "user", "content": "refund 3.00 for trade T9"}]
     with caplog.at_level(logging.DEBUG):  # every logger, every level: httpx, litellm, aiohttp, root
         litellm.completion(model="alipay/ant-fin-chat", messages=ask, user=user, auth_code=code,
