@@ -193,3 +193,12 @@ async def test_no_key_no_actions(ling, alipay_emulator, trade):
     reply = await litellm.acompletion(model=MODEL, messages=_ask(t["out_trade_no"], "8.00"), **plain)
     assert "tools" not in alipay_emulator.ant_ling_received()[-1]
     assert reply.choices[0].message.content and _refunds(alipay_emulator) == 0
+
+
+async def test_a_key_reused_for_another_request_is_refused(ling, alipay_emulator, trade):
+    t = trade("88.00")
+    key = _key()
+    await litellm.acompletion(model=MODEL, messages=_ask(t["out_trade_no"], "8.00"), **ling, **key)
+    with pytest.raises(litellm.BadRequestError, match="already used for a different request"):
+        await litellm.acompletion(model=MODEL, messages=_ask(t["out_trade_no"], "9.00"), **ling, **key)
+    assert _refunds(alipay_emulator) == 1
