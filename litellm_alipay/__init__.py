@@ -35,7 +35,9 @@ __all__ = [
 def __getattr__(name: str):
     """The provider imports litellm (seconds); the signer and emulator must not pay for that."""
     if name in ("AlipayLLM", "alipay_llm", "register"):
-        from . import provider
+        from . import provider, startup
 
+        if name == "alipay_llm":  # what a proxy config names: the proxy is starting
+            startup.check_proxy_config()
         return getattr(provider, name)
     raise AttributeError(name)

@@ -37,6 +37,7 @@ class ConfigurationError(AlipayError, ValueError):
 
     def __init__(self, setting: str, problem: str) -> None:
         self.setting = setting
+        self.problem = problem
         super().__init__(f"{setting}: {problem}")
 
 
@@ -180,6 +181,16 @@ _AUTH_SUB_CODES = frozenset({
 })
 
 
+#: What to do about refusals whose cause is the deployment's own configuration.
+_HINTS = {
+    "isv.invalid-signature": (
+        " — hint: the gateway could not verify the request's signature with the app public key registered"
+        " for this app_id; app_private_key is probably not the private half of it. Compare them with"
+        " `litellm-alipay check --app-public-key <the key uploaded in the Alipay console>`."),
+    "isv.invalid-app-id": " — hint: app_id is not an app of this gateway (sandbox and production ids differ).",
+}
+
+
 def error_class(code: str | None, sub_code: str | None, status: int = 200) -> type:
     """The LiteLLM exception class that makes the Router act right on this Alipay outcome."""
     import litellm
@@ -218,6 +229,7 @@ def gateway_error(
     message = f"Alipay {label}: {detail}{unsigned}"
     if trace_id:
         message += f" (trace_id={trace_id})"
+    message += _HINTS.get(sub_code or "", "")
     cls = error_class(code, sub_code, status)
     if node.get("_unsigned") and status < 500 and status != 429:
         # Unauthenticated: anyone on the path could have written it, so it must not choose a Router path
@@ -268,6 +280,11 @@ def local_error(exc: AlipayError, *, model: str, provider: str = "alipay") -> Ex
         cls, code = litellm.AuthenticationError, "tenant-mismatch"
     else:
         cls, code = getattr(exc, "litellm_class", litellm.ServiceUnavailableError), type(exc).__name__
+    if isinstance(exc, ConfigurationError):
+        # "<setting>: …" would lose the setting to LiteLLM's secret masking (it reads "private_key: x" as a
+        # secret and prints "app_REDACTED"): name it without a colon or equals sign after it.
+        return _build(cls, f"Alipay configuration: setting {exc.setting!r} {exc.problem}", model, provider,
+                      code, None, None)
     built = _build(cls, f"Alipay {code}: {exc}", model, provider, code, None, None)
     if isinstance(exc, ActionInDoubtError):
         built.out_request_no = exc.out_request_no  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
-from . import protocol
+from . import diagnosis, protocol
 from .errors import (
     AlipayError,
     ConfigurationError,
@@ -177,9 +177,13 @@ class Gateway:
         decrypt = (lambda text: aes_decrypt(text, s.encrypt_key, s.charset)) if s.encrypt_key else None
         try:
             if s.verify_response:
-                return verify_response(body, method, s.response_key, s.sign_type, decrypt=decrypt,
+                node = verify_response(body, method, s.response_key, s.sign_type, decrypt=decrypt,
                                        charset=s.charset)
+                diagnosis.verified(s)
+                return node
             return _unverified_node(body, method, decrypt)
+        except SignatureError as exc:
+            raise local_error(diagnosis.unverified(s, exc), model=model, provider=self.provider) from None
         except AlipayError as exc:
             raise local_error(exc, model=model, provider=self.provider) from None
 
@@ -194,8 +198,9 @@ class Gateway:
                 if response.status >= 500:
                     raise gateway_error({"code": "20000", "sub_msg": f"HTTP {response.status}"},
                                         model=model, status=response.status, provider=self.provider)
-                raise local_error(SignatureError("v3 response signature does not verify"),
+                raise local_error(diagnosis.unverified(s, SignatureError("v3 response signature does not verify")),
                                   model=model, provider=self.provider)
+            diagnosis.verified(s)
         try:
             node = json.loads(body)
         except ValueError:
@@ -280,7 +285,7 @@ class Gateway:
             async with timeout_at(deadline):
                 return await self.tokens.with_token_retry(
                     auth.key, call, auth_code=auth.auth_code, refresh_token=auth.refresh_token)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise self._late(model, deadline) from None
 
     async def astream_token(self, auth: UserAuth | None, model: str = "", deadline: float | None = None
@@ -294,7 +299,7 @@ class Gateway:
             async with timeout_at(deadline):
                 token = await self.tokens.get_token(auth.key, auth_code=auth.auth_code,
                                                     refresh_token=auth.refresh_token)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise self._late(model, deadline) from None
         return self.check_owner(auth, token, model)
 
@@ -426,7 +431,7 @@ class Gateway:
             try:
                 async with timeout_at(deadline):
                     return await self._acall_once(method, biz, model, deadline, auth_token, extra, sending)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 raise self._late(model, deadline, sent=bool(sending), budget=budget) from None
         except BaseException as exc:
             failure = exc
@@ -522,7 +527,7 @@ class Gateway:
         try:
             async with timeout_at(deadline):
                 response = await transport.send(request, stream=True)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise self._late(model, deadline) from None
         except Exception as exc:
             raise self._fail(method, params, exc, model) from None
@@ -539,7 +544,7 @@ class Gateway:
                         raw = await parts.__anext__()
                 except StopAsyncIteration:
                     break
-                except (TimeoutError, asyncio.TimeoutError):
+                except TimeoutError:
                     raise ReadTimeoutError(f"the stream did not finish within the call's deadline "
                                            f"({_budget_text(deadline)})") from None
                 for event in decoder.feed(raw):

@@ -35,7 +35,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -322,7 +322,7 @@ def run_checks(given: Mapping[str, Any], options: CheckOptions = CheckOptions(),
     """Every check for one deployment: ``given`` are deployment settings (as ``litellm_params``),
     completed from ``options.env`` (default ``os.environ``) exactly as the provider would."""
     env = os.environ if options.env is None else options.env
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     results: list[CheckResult] = []
     settings: AlipaySettings | None = None
     try:

@@ -43,18 +43,14 @@ def append_line(path: str, line: bytes) -> None:
         os.close(fd)
 
 
-def _alipay_fields(response: Any) -> Mapping[str, Any]:
-    """CNY figure and breakdown: in ``_hidden_params["alipay"]`` for chat and embeddings, and on the
-    assembled message's ``provider_specific_fields`` for a stream."""
+def _alipay_fields(kwargs: Mapping[str, Any], response: Any) -> Mapping[str, Any]:
+    """CNY figure and breakdown: in ``_hidden_params["alipay"]`` for chat and embeddings, and in the
+    call's logging details (``kwargs["alipay"]``) for a stream, whose chunks never carry them."""
+    if isinstance(kwargs.get("alipay"), Mapping) and "cost_cny" in kwargs["alipay"]:
+        return kwargs["alipay"]
     hidden = getattr(response, "_hidden_params", None) or {}
-    if isinstance(hidden.get("alipay"), Mapping) and "cost_cny" in hidden["alipay"]:
-        return hidden["alipay"]
-    for place in (hidden.get("provider_specific_fields"),
-                  *(getattr(getattr(c, "message", None), "provider_specific_fields", None)
-                    for c in getattr(response, "choices", None) or ())):
-        if isinstance(place, Mapping) and "cost_cny" in place:
-            return place
-    return {}
+    alipay = hidden.get("alipay")
+    return alipay if isinstance(alipay, Mapping) else {}
 
 
 class CostLedger(CustomLogger):
@@ -74,7 +70,7 @@ class CostLedger(CustomLogger):
     def entry(self, kwargs: Mapping[str, Any], response: Any) -> dict[str, Any]:
         params = kwargs.get("litellm_params") or {}
         metadata = params.get("metadata") or {}
-        fields = _alipay_fields(response)
+        fields = _alipay_fields(kwargs, response)
         return {
             "call_id": kwargs.get("litellm_call_id"),
             "model_group": metadata.get("model_group") or kwargs.get("model_group"),

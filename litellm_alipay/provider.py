@@ -211,7 +211,9 @@ class AlipayLLM(CustomLLM):
             node = (gateway.call_as_user(protocol.METHOD_CHAT, biz, model, auth, deadline=deadline) if auth
                     else gateway.call(protocol.METHOD_CHAT, biz, model, deadline=deadline))
         response = transforms.chat_model_response(node, model_response, model)
-        return _with_cost(response, gateway.chat_cost(node.get("usage") or {}, node.get("actions")))
+        cost = gateway.chat_cost(node.get("usage") or {}, node.get("actions"))  # billed, whatever the check says
+        transforms.check_structured(model, biz, response.choices[0].message.content if response.choices else None)
+        return _with_cost(response, cost)
 
     async def acompletion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
                           model_response: ModelResponse, print_verbose: Any, encoding: Any, api_key: Any,
@@ -229,7 +231,8 @@ class AlipayLLM(CustomLLM):
             node = await (gateway.acall_as_user(protocol.METHOD_CHAT, biz, model, auth, deadline=deadline) if auth
                           else gateway.acall(protocol.METHOD_CHAT, biz, model, deadline=deadline))
         response = transforms.chat_model_response(node, model_response, model)
-        cost = await gateway.achat_cost(node.get("usage") or {}, node.get("actions"))
+        cost = await gateway.achat_cost(node.get("usage") or {}, node.get("actions"))  # billed, whatever the check says
+        transforms.check_structured(model, biz, response.choices[0].message.content if response.choices else None)
         return _with_cost(response, cost)
 
     def streaming(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
@@ -250,7 +253,10 @@ class AlipayLLM(CustomLLM):
             for chunk in gateway.stream(biz, model, deadline=deadline, auth_token=token):
                 yield from tally.release(transformer.chunks(chunk), chunk)
         usage, actions = tally.priced()
-        yield from tally.finish(gateway.chat_cost(usage, actions))
+        cost = gateway.chat_cost(usage, actions)
+        _record_stream(logging_obj, transformer.final_fields, cost)
+        transforms.check_structured(model, biz, "".join(transformer.text) if transformer.text else None)
+        yield from tally.finish(cost)
 
     async def astreaming(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
                          model_response: ModelResponse, print_verbose: Any, encoding: Any, api_key: Any,
@@ -273,7 +279,10 @@ class AlipayLLM(CustomLLM):
                 for out in tally.release(transformer.chunks(chunk), chunk):
                     yield out
         usage, actions = tally.priced()
-        for out in tally.finish(await gateway.achat_cost(usage, actions)):
+        cost = await gateway.achat_cost(usage, actions)
+        _record_stream(logging_obj, transformer.final_fields, cost)
+        transforms.check_structured(model, biz, "".join(transformer.text) if transformer.text else None)
+        for out in tally.finish(cost):
             yield out
 
     # -------------------------------------------------------------------------------- embeddings
@@ -364,7 +373,8 @@ class _StreamTally:
     Why ``usage["cost"]``: LiteLLM 1.106.2 drops a custom provider's final ``ModelResponseStream`` when it
     has no text (its ``_hidden_params["response_cost"]`` with it), but it carries a usage block's ``cost``
     into the assembled response's ``response_cost`` — what callbacks, spend logs and budgets read. The CNY
-    figure and breakdown ride in ``provider_specific_fields`` (attributes of the streamed chunk).
+    figure and breakdown stay server-side (``_record_stream`` below): every client of a proxy would see
+    them in the stream otherwise.
     """
 
     def __init__(self) -> None:
@@ -393,9 +403,6 @@ class _StreamTally:
                                                            "total_tokens": 0})
         usage["cost"] = cost.usd
         last["usage"] = usage  # type: ignore[typeddict-item]
-        fields = dict(last.get("provider_specific_fields") or {})
-        fields.update(cost_cny=cost.cny, cost_breakdown=cost.breakdown)
-        last["provider_specific_fields"] = fields
         return held
 
 
@@ -408,6 +415,14 @@ def _with_cost(response: Any, cost: Any) -> Any:
     alipay.update(cost_cny=cost.cny, cost_breakdown=cost.breakdown)
     hidden["alipay"] = alipay
     return response
+
+
+def _record_stream(logging_obj: Any, fields: dict[str, Any], cost: Cost) -> None:
+    """A stream's Alipay fields and CNY cost, where callbacks (the ledger) read them: the call's logging
+    details, which LiteLLM hands every success callback as ``kwargs`` — never the client's stream."""
+    details = getattr(logging_obj, "model_call_details", None)
+    if isinstance(details, dict):
+        details["alipay"] = {**fields, "cost_cny": cost.cny, "cost_breakdown": cost.breakdown}
 
 
 def _seconds(timeout: Any) -> float | None:

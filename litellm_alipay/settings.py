@@ -100,9 +100,24 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+_PATH_SUFFIXES = (".pem", ".txt", ".key", ".crt", ".cer", ".der")
+
+
+def _looks_like_path(text: str) -> bool:
+    """A short value that reads as a file path (never a key: PEM has headers, base64 keys are long)."""
+    return len(text) < 1024 and "\n" not in text and (
+        text.startswith(("/", "~", "./", "../")) or text.lower().endswith(_PATH_SUFFIXES))
+
+
 def _read_key_text(name: str, value: str) -> str:
-    """The key text itself, reading ``value`` as a file path when it names an existing file."""
+    """The key text itself, reading ``value`` as a file path when it names an existing file; a value that
+    looks like a path to no file says so (with the path, which is no secret), not "not PEM"."""
     text = value.strip()
+    if "-----BEGIN" not in text and _looks_like_path(text) and not os.path.isfile(os.path.expanduser(text)):
+        where = os.path.abspath(os.path.expanduser(text))
+        raise ConfigurationError(name, f"file not found: {where} (give an existing file, the key's PEM text or "
+                                       "its bare base64; relative paths are read from the working directory "
+                                       f"{os.getcwd()})")
     if "-----BEGIN" not in text and len(text) < 1024 and os.path.isfile(os.path.expanduser(text)):
         try:
             with open(os.path.expanduser(text), encoding="ascii", errors="ignore") as f:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import protocol
+from . import diagnosis, protocol
 from .errors import ProtocolError, SignatureError, gateway_error
 from .signing import rsa_verify
 
@@ -66,7 +66,8 @@ class StreamVerifier:
         key = s.response_key(sign.get("alipay_cert_sn")) if s.cert_ring else s.response_key
         content = protocol.stream_sign_content(self._payloads)
         if not rsa_verify(content, str(sign.get("sign", "")), key, s.sign_type):
-            raise SignatureError("the stream's sign event does not verify")
+            raise diagnosis.unverified(s, SignatureError("the stream's sign event does not verify"))
+        diagnosis.verified(s)
 
     def finish(self, decoder: protocol.SSEDecoder) -> None:
         if not self._signed:

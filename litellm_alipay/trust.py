@@ -178,7 +178,7 @@ class CredentialVault:
     there is only the reference. Entries expire; a proxy worker runs hook and provider in one process.
     """
 
-    def __init__(self, ttl: float = 600.0, size: int = 10_000) -> None:
+    def __init__(self, ttl: float = 600.0, size: int = 200_000) -> None:
         self._ttl, self._size = ttl, size
         self._items: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()

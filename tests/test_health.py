@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from litellm_alipay.health import (
 from litellm_alipay.settings import ENV
 from litellm_alipay.signing import generate_private_key, private_key_forms
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 APP_ID = "2021000000000042"
 
 

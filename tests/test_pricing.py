@@ -4,7 +4,7 @@ settings that feed them, and the monthly counter (in memory and on a real redis-
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis_server import redis_url  # noqa: F401  (the real redis-server fixture)
@@ -236,7 +236,7 @@ class Clock:
 
 def test_month_key_uses_beijing_time() -> None:
     # 2024-05-31 17:00 UTC is already June 1st in Beijing
-    assert month_key("2021", datetime(2024, 5, 31, 17, 0, tzinfo=timezone.utc)) == "litellm_alipay:month:2021:2024-06"
+    assert month_key("2021", datetime(2024, 5, 31, 17, 0, tzinfo=UTC)) == "litellm_alipay:month:2021:2024-06"
     expiry = month_expiry(datetime(2024, 6, 15, tzinfo=BEIJING))
     assert expiry == int((datetime(2024, 6, 1, tzinfo=BEIJING) + timedelta(days=40)).timestamp())
 

@@ -69,7 +69,7 @@ def _name(common_name: str) -> x509.Name:
 
 def _cert(subject: str, public: rsa.RSAPublicKey, issuer: x509.Name, signer: rsa.RSAPrivateKey,
           serial: int, ca: bool) -> x509.Certificate:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(_name(subject)).issuer_name(issuer).public_key(public)
@@ -87,8 +87,9 @@ def _write(path: Path, data: bytes, secret: bool) -> None:
 
 
 def write_demo_keys(directory: str | os.PathLike[str]) -> DemoKeys:
-    """Generate everything and write it to ``directory`` (created, mode 700)."""
-    out = Path(directory)
+    """Generate everything and write it to ``directory`` (created, mode 700). The paths are absolute, so
+    the settings printed and written to ``--env-file`` work from any working directory."""
+    out = Path(directory).resolve()
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)
     alipay, app, ca = generate_private_key(), generate_private_key(), generate_private_key()

@@ -13,7 +13,10 @@ Answer text (``choices[0].message.content``), in priority order:
    ``[image n: <image_url>]``, ``[image n: <mime_type>, <decoded byte count> bytes]``,
    ``[audio n: <format>, <decoded byte count> bytes]``, ``[video n: <video_url>]``.
 3. Then, when B5 actions ran, one space and ``"Actions: "`` + ``"; ".join("<ACTION> <STATUS>")``.
-4. ``response_format {"type": "json_object"}`` wraps it: ``json.dumps({"answer": text})``.
+4. ``response_format {"type": "json_object"}`` wraps it: ``json.dumps({"answer": text})`` — unless a
+   system message carries a JSON Schema (``schema_prompt.instruction``, how the provider sends
+   ``json_schema`` requests): then the answer is the schema's instance built by ``schema_instance``
+   (below, "JSON Schema answers").
 5. ``stop``: the text is cut before the first occurrence of any stop string (finish_reason stop).
 6. ``max_tokens``: the text is cut to its first ``max_tokens`` whitespace-separated words (joined by
    one space) when it has more, and finish_reason is ``length``.
@@ -25,6 +28,15 @@ tool. Arguments: every ``key=value`` pair in the last user text (value = a run o
 characters) whose key is a property of the function's ``parameters``; values are cast for
 ``integer``/``number``/``boolean`` properties. Call id: ``"call_" + sha1(name + arguments)[:20]``.
 Content is ``null`` and finish_reason ``tool_calls``.
+
+JSON Schema answers (``schema_instance``): an object has every property of ``properties`` (required or
+not); a property's value is the ``key=value`` pair of the last user text with its name, cast as for
+tool arguments (a value that does not cast stays a string, so ``age=abc`` for an integer property
+gives an answer that does *not* conform — how tests reach the provider's validation error);
+otherwise a string is the answer text above (``"You said: …"``), an integer ``0``, a number ``0.0``,
+a boolean ``false``. ``$ref`` (``#/$defs/…``), ``const``, the first ``enum`` value, the first non-null
+option of ``anyOf``/``oneOf``/``allOf`` and nullable types are followed; an array has ``minItems``
+(at least one) items.
 
 Compliance (``40004 AI.COMPLIANCE_REJECTED``): any user message's prompt text, lower-cased, contains
 ``income`` and (``forecast`` or ``predict``), or contains ``收入`` and ``预测``.
@@ -65,6 +77,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+
+from ..schema_prompt import schema_in_messages
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 FEE_RATE = Decimal("0.006")
@@ -295,6 +309,42 @@ def _tool_call(tool: Mapping[str, Any], text: str) -> dict[str, Any]:
     return {"id": call_id, "type": "function", "function": {"name": tool["name"], "arguments": arguments}}
 
 
+def schema_instance(schema: Mapping[str, Any], values: Mapping[str, str], text: str,
+                    root: Mapping[str, Any] | None = None, key: str | None = None, depth: int = 0) -> Any:
+    """The deterministic JSON value for ``schema`` (see module docstring, "JSON Schema answers")."""
+    root = schema if root is None else root
+    if depth > 16:
+        return None
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part, {}) if isinstance(target, Mapping) else {}
+        return schema_instance(target, values, text, root, key, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for combinator in ("anyOf", "oneOf", "allOf"):
+        options = [o for o in schema.get(combinator) or () if isinstance(o, Mapping) and o.get("type") != "null"]
+        if options:
+            return schema_instance(options[0], values, text, root, key, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or (kind is None and "properties" in schema):
+        props = schema.get("properties") or {}
+        return {name: schema_instance(sub, values, text, root, name, depth + 1) for name, sub in props.items()}
+    if kind == "array":
+        items = schema.get("items")
+        count = int(schema.get("minItems") or 1)
+        return [schema_instance(items, values, text, root, key, depth + 1) for _ in range(count)] \
+            if isinstance(items, Mapping) else []
+    if key is not None and key in values:
+        return _cast(values[key], schema)
+    return {"integer": 0, "number": 0.0, "boolean": False, "null": None}.get(str(kind), text)
+
+
 def chat(
     biz: Mapping[str, Any], chat_models: Sequence[str], max_context_chars: int,
     action_summary: str | None = None, *, regulated: bool = True,
@@ -339,7 +389,11 @@ def chat(
     if action_summary:
         text += " " + action_summary
     if isinstance(biz.get("response_format"), Mapping) and biz["response_format"].get("type") == "json_object":
-        text = json.dumps({"answer": text}, ensure_ascii=False)
+        schema = schema_in_messages(messages)
+        if schema is not None:
+            text = json.dumps(schema_instance(schema, dict(_KV.findall(user_text)), text), ensure_ascii=False)
+        else:
+            text = json.dumps({"answer": text}, ensure_ascii=False)
     finish = "stop"
     for stop in biz.get("stop") or []:
         if isinstance(stop, str) and stop and stop in text:

@@ -124,7 +124,7 @@ async def _trickle(send: Send, receive: Receive, interval: float, limit: float =
             return
         try:
             message = await asyncio.wait_for(receive(), interval)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             continue
         if message.get("type") == "http.disconnect":
             return

@@ -13,7 +13,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ class AuditLog:
 
     def write(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append one line and return the record; ``event`` is attempt, outcome, proposal, notify…"""
-        record = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        record = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"),
                   "day": datetime.now(BEIJING).strftime("%Y-%m-%d"), "event": event}
         record.update({k: v for k, v in fields.items() if v is not None})
         if "args" in record:

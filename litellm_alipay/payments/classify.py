@@ -16,7 +16,7 @@ from typing import Any
 from . import wire
 
 
-class ResultClass(str, Enum):
+class ResultClass(str, Enum):  # noqa: UP042 - str() and format() stay the value on every 3.11 build
     SUCCEEDED = "succeeded"
     #: accepted, but whether money moved must be confirmed (refund with fund_change=N → refund query)
     NEEDS_CONFIRMATION = "needs_confirmation"

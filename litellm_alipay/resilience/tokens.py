@@ -89,7 +89,7 @@ def parse_token(raw: Mapping[str, Any], issued_at: float, previous_refresh: str 
     expires_in = _seconds(raw, "expires_in", required=True)
     re_expires_in = _seconds(raw, "re_expires_in", required=False)
     refresh = raw.get("refresh_token") or previous_refresh
-    user_id = raw.get("user_id")
+    user_id = raw.get("user_id") or raw.get("open_id")  # apps on OpenID answer open_id instead
     return UserToken(
         access_token=access,
         issued_at=issued_at,

@@ -4,6 +4,7 @@ No I/O, no settings: the gateway adapter signs, sends and verifies; these functi
 
 - ``chat_biz_content`` / ``chat_model_response``: B1 request and response.
 - ``StreamTransformer``: B3 chunks → LiteLLM ``GenericStreamingChunk`` dicts.
+- ``check_structured``: a ``json_schema`` answer validated against its schema.
 - ``embed_biz_contents`` / ``embedding_response``: B2 batches and their reassembly.
 """
 
@@ -11,9 +12,10 @@ from .chat import alipay_fields, chat_biz_content, chat_model_response, finish_r
 from .embeddings import MAX_INPUT_CHARS, embed_biz_contents, embedding_response
 from .params import LITELLM_INTERNAL_PARAMS, NO_OP_DEFAULTS
 from .stream import StreamTransformer
+from .structured import check_structured
 
 __all__ = [
     "chat_biz_content", "chat_model_response", "StreamTransformer", "embed_biz_contents",
     "embedding_response", "alipay_fields", "finish_reason", "LITELLM_INTERNAL_PARAMS", "NO_OP_DEFAULTS",
-    "MAX_INPUT_CHARS",
+    "MAX_INPUT_CHARS", "check_structured",
 ]

@@ -23,6 +23,7 @@ from litellm.types.utils import (
 
 from .messages import convert_messages
 from .params import chat_params
+from .structured import response_schema, with_instruction
 
 FINISH_REASONS = {
     "stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter",
@@ -41,11 +42,16 @@ def chat_biz_content(
     """The B1 ``biz_content`` dict (not yet serialised). ``ignore`` names extra ``params`` keys to skip
     (e.g. the adapter's own settings), on top of ``params.LITELLM_INTERNAL_PARAMS``.
 
+    A ``json_schema`` response format adds the schema's system message (``structured.py``).
     Raises ``litellm.BadRequestError`` for content Alipay cannot carry and
     ``litellm.UnsupportedParamsError`` for unsupported parameters unless ``drop_params``.
     """
     fields = chat_params(model, params, drop_params=drop_params, ignore=ignore)
-    return {"model": model, "messages": convert_messages(model, messages), **fields}
+    converted = convert_messages(model, messages)
+    requested = response_schema(model, params.get("response_format"))
+    if requested is not None:  # B1 takes no schema: it travels in the prompt and the answer is checked
+        converted = with_instruction(converted, requested)
+    return {"model": model, "messages": converted, **fields}
 
 
 def finish_reason(value: Any, has_tool_calls: bool = False) -> str:

@@ -135,8 +135,8 @@ def _tool_choice(model: str, value: Any) -> dict[str, Any]:
 
 
 def _response_format(model: str, value: Any) -> dict[str, Any]:
-    """B1 knows only ``json_object``; a ``json_schema`` request degrades to it (the schema is not sent,
-    so the caller should also describe the shape in the prompt)."""
+    """B1 knows only ``json_object``; a ``json_schema`` request is sent as ``json_object`` with its schema
+    in the prompt, and the answer is validated against it (``structured.py``)."""
     kind = value.get("type") if isinstance(value, Mapping) else None
     if kind == "text":
         return {}

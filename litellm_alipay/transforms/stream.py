@@ -5,6 +5,11 @@ chunk with ``is_finished`` unless a later one carries text, a tool call or usage
 ``provider_specific_fields`` entry into an attribute of the streamed chunk (``chunk.trace_id``). So:
 one generic chunk per tool-call delta, the finish flag on the last chunk produced for a B3 chunk, and
 ``trace_id`` on the first chunk and on the final one (with ``actions`` and the character counts).
+
+One exception: a stream that called tools and finishes on an empty chunk keeps that chunk bare. LiteLLM's
+Anthropic adapter (``/v1/messages``) opens a new text block for any chunk with fields after a
+``tool_use`` block, so the client would get ``[tool_use, text("")]`` — history a real Anthropic model
+refuses. The final fields stay available server-side as ``final_fields``.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ class StreamTransformer:
         self._finish: str | None = None
         self.trace_id: str | None = None
         self.finished = False
+        self.final_fields: dict[str, Any] = {}
+        self.text: list[str] = []  # the first choice's text, for checking a structured answer at the end
 
     def chunks(self, chunk: dict) -> list[GenericStreamingChunk]:
         """One B3 chunk → 0..n generic chunks, in order. A role-only delta yields nothing."""
@@ -54,6 +61,8 @@ class StreamTransformer:
             index = choice.get("index", position)
             delta = choice.get("delta") or {}
             text = delta.get("content") or ""
+            if text and index == 0:
+                self.text.append(text)
             calls = [self._tool_use(index, c, k) for k, c in enumerate(delta.get("tool_calls") or [])]
             if text:
                 out.append(_chunk(text, index, calls.pop(0) if calls else None))
@@ -68,7 +77,9 @@ class StreamTransformer:
             last["is_finished"] = True
             last["finish_reason"] = self._finish or map_finish_reason(None, bool(self._calls))
             last["usage"] = _usage_block(usage) if usage else None
-            last["provider_specific_fields"] = self._final_fields(chunk)
+            self.final_fields = self._final_fields(chunk)
+            if last["text"] or last["tool_use"] or not self._calls:
+                last["provider_specific_fields"] = dict(self.final_fields)
             self.finished = True
         return self._first_trace(out)
 

@@ -103,6 +103,19 @@ def test_stream_cost_in_the_spend_record(client, ledger):
     assert entry["cost_cny"] == pytest.approx(expected.cny) and entry["cost_breakdown"]["units"] == 3
 
 
+def test_stream_chunks_carry_no_pricing_internals(client, ledger):
+    """Usage and the USD cost on the final chunk, as LiteLLM does it; the CNY breakdown only in the ledger."""
+    with client.chat.completions.with_streaming_response.create(
+            model="fin-chat", messages=[{"role": "user", "content": "Show my bill"}], stream=True,
+            stream_options={"include_usage": True}) as raw:
+        call_id = raw.headers["x-litellm-call-id"]
+        chunks = list(raw.parse())
+    dumped = [c.model_dump_json() for c in chunks]
+    assert not [d for d in dumped if "cost_cny" in d or "cost_breakdown" in d or "unit_price" in d]
+    assert chunks[-1].usage.total_tokens > 0
+    assert ledger_entry(ledger, call_id)["cost_breakdown"]["units"] == 1
+
+
 def test_embedding_cost_header(client):
     texts = ["付款" * 600, "refund"]  # 1,206 input characters in one gateway request
     raw = client.embeddings.with_raw_response.create(model="fin-embed", input=texts)
@@ -192,8 +205,8 @@ def test_streams_report_their_cost_sync_and_async(deployment, monkeypatch):
     action = {"action": "REFUND", "status": "SUCCESS", "amount": "40.00", "currency": "CNY"}
     expected = pricing.price_chat(chat_usage(prompt, answer), [action], DEFAULT)
     assert expected.cny == pytest.approx(0.03 + 0.24)
-    carried = [c for c in chunks if getattr(c, "cost_cny", None) is not None]
-    assert [c.cost_cny for c in carried] == [pytest.approx(expected.cny)]  # the CNY figure, on the last chunk
+    leaked = [c for c in chunks if "cost_cny" in c.model_dump_json() or "cost_breakdown" in c.model_dump_json()]
+    assert leaked == []  # the CNY figure and breakdown stay server-side
     _poll(lambda: costs.sync)
     assert costs.sync == [pytest.approx(expected.usd, rel=1e-9)]
 

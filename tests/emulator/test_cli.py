@@ -111,3 +111,14 @@ def test_emulator_does_not_import_litellm() -> None:
             "litellm_alipay.emulator.process; print('litellm' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_demo_keys_paths_are_absolute_from_a_relative_keys_dir(tmp_path: Path, monkeypatch) -> None:
+    """`.demo/env` must work from any working directory (``check``, the proxy started elsewhere)."""
+    from litellm_alipay.emulator.demo_keys import write_demo_keys
+
+    monkeypatch.chdir(tmp_path)
+    settings = write_demo_keys(Path(".demo") / "keys").settings("http://127.0.0.1:1/gateway.do")
+    for name in ("ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY", "ALIPAY_CERT_ROOT_CERT"):
+        assert Path(settings[name]).is_absolute()
+        assert Path(settings[name]) == tmp_path / ".demo" / "keys" / Path(settings[name]).name

@@ -235,7 +235,7 @@ def _self_signed(key, common_name: str, serial: int) -> str:
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Ant Financial"),
         x509.NameAttribute(NameOID.COMMON_NAME, common_name),
     ])
-    start = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+    start = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name).issuer_name(name).public_key(key.public_key()).serial_number(serial)

@@ -45,8 +45,6 @@ def biz(params=None, messages=USER, **kw):
     ({"tool_choice": {"type": "function", "function": {"name": "f"}}},
      {"tool_choice": {"type": "function", "function": {"name": "f"}}}),
     ({"response_format": {"type": "json_object"}}, {"response_format": {"type": "json_object"}}),
-    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}},
-     {"response_format": {"type": "json_object"}}),
     ({"response_format": {"type": "text"}}, {}),
     ({"stream": True}, {"stream": True}),
     ({"stream": False}, {}),

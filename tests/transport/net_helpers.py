@@ -106,7 +106,7 @@ def make_ca(folder: Path) -> Pki:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "litellm-alipay test CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
@@ -250,7 +250,7 @@ class BarrierServer:
                 status = b"200 OK"
                 try:
                     await asyncio.wait_for(self._released.wait(), self.bound)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     status = b"503 Service Unavailable"
                 payload = self.body if self.body is not None else json.dumps({"connection": number}).encode()
                 extra = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items()).encode()
