@@ -172,7 +172,6 @@ def test_streamed_and_sync(ling, alipay_emulator, trade):
     [fields] = [c.choices[0].delta.provider_specific_fields for c in chunks
                 if c.choices and getattr(c.choices[0].delta, "provider_specific_fields", None)]
     assert [a["status"] for a in fields["actions"]] == ["SUCCESS"]
-    assert fields["cost_breakdown"]["action_fees_cny"] == 0.05
     assert litellm.stream_chunk_builder(chunks).usage.cost > 0.05 / 7.1  # the fee reaches the assembled cost
     assert _refunds(alipay_emulator) == 1
     weather = {"type": "function", "function": {"name": "get_weather", "parameters": {
