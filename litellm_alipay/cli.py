@@ -1,4 +1,4 @@
-"""The ``litellm-alipay`` command: keygen, emulator, demo, check, audit, notify."""
+"""The ``litellm-alipay`` command: keygen, emulator, demo, check, audit, notify, mcp."""
 
 from __future__ import annotations
 
@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .payments.cli import add_parsers as add_payments
 
     add_payments(sub)
+    from .payments.mcp_server import add_parser as add_mcp
+
+    add_mcp(sub)
     return parser
 
 

@@ -3,7 +3,8 @@
 Shows, against a gateway that signs and verifies like Alipay's: chat, streaming, a tool call, an image,
 an embedding, a fallback when the gateway fails, and a content-policy fallback on a compliance refusal;
 then Ant's own models through the same provider (the emulated Ant Ling endpoint): a Ring model's reasoning
-and a Ling model's tool call, priced per token.
+and a Ling model's tool call, priced per token; and a refund assistant on a Ling model, whose refund the
+provider executes inside the call once the demo confirms it.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def _drive(emulator) -> int:
     _line("answered by", f"{reply.model}: {reply.choices[0].message.content!r}")
 
     _ant_ling(emulator, tools)
+    _refund_assistant(emulator)
 
     stats = emulator.stats()
     print(f"\nthe emulator saw {_total(stats)} signed requests; rejections: {stats.get('rejections', {})}")
@@ -127,6 +129,46 @@ def _ant_ling(emulator, tools: list) -> None:
         {"role": "user", "content": "please refund_order trade_no=T2024002 amount=3"}], **ling)
     call = reply.choices[0].message.tool_calls[0]
     _line("tool_calls[0]", f"{call.function.name}({call.function.arguments})")
+
+
+def _refund_assistant(emulator) -> None:
+    """A Ling model that cannot act by itself refunds inside an ``alipay/`` call: the provider runs the
+    tool loop (``allowed_actions``), confirmation is required, and a retried request refunds nothing again."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import litellm
+
+    from .backends import actions
+
+    audit = Path(tempfile.mkdtemp(prefix="alipay-demo-")) / "payments-audit.jsonl"
+    os.environ.update(ALIPAY_PAYMENTS_CONFIRM="true", ALIPAY_AUDIT_LOG=str(audit),
+                      ALIPAY_PAYMENTS_REFUND_CAP_PER_CALL="50.00")
+    emulator.create_trade("order-1001", "128.00")
+    desk = {"model": "alipay/Ling-2.6-flash", "api_base": emulator.ant_ling_base,
+            "api_key": emulator.ant_ling_api_key, "allowed_actions": ["REFUND"],
+            "metadata": {"idempotency_key": "ticket-5521-refund"}}  # one key per logical request, kept on retry
+    print("\nrefund assistant (Ling-2.6-flash; the provider runs the payment tools, confirmation required):")
+    looked = litellm.completion(messages=[{"role": "user", "content": "query_payment out_trade_no=order-1001"}],
+                                **{**desk, "metadata": {"idempotency_key": "ticket-5521-lookup"}})
+    found = json.loads(looked.choices[0].message.content.removeprefix("Tool result: "))
+    _line("looks up the order", f"order-1001: {found['trade_status']}, {found['total_amount']} CNY")
+    ask = [{"role": "user", "content": "refund out_trade_no=order-1001 refund_amount=12.00"}]
+    proposed = litellm.completion(messages=ask, **desk)
+    [pending] = proposed.choices[0].message.provider_specific_fields["actions"]
+    _line("proposes", f"{pending['action']} {pending['amount']} {pending['currency']} → {pending['status']}")
+    [token] = proposed._hidden_params["alipay"]["confirmation_tokens"]  # the caller's, never the model's
+    done = actions.confirm(token).to_dict()
+    _line("the demo confirms", f"{done['result']}: refund_fee={done['refund_fee']} fund_change={done['fund_change']}")
+    retried = litellm.completion(messages=ask, **desk)
+    [again] = retried.choices[0].message.provider_specific_fields["actions"]
+    _line("a retried request", f"{again['status']} replayed={again.get('replayed', False)} (nothing sent again)")
+    _line("emulator", f"refunds executed: {emulator.stats()['trades']['refunds_executed']}")
+    outcome = [json.loads(line) for line in audit.read_text().splitlines()
+               if json.loads(line)["event"] == "outcome"][0]
+    _line("audit line", f"{outcome['event']} {outcome['method']} {outcome['amount']} → {outcome['result']} "
+                        f"({outcome['out_request_no']})")
 
 
 def _total(stats: dict) -> int:

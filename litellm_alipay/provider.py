@@ -21,6 +21,7 @@ from litellm.types.utils import EmbeddingResponse, GenericStreamingChunk, ModelR
 
 from . import protocol, residency, transforms, trust
 from .action_ledger import UNSENT_CODES, ActionClaim, Claim, ledger, redis_for
+from .backends import actions as action_loop
 from .backends import ant_ling_route
 from .backends.ant_ling import ANT_LING
 from .catalogue import register_models
@@ -89,7 +90,8 @@ class AlipayLLM(CustomLLM):
 
         The trust boundary comes first: a client body naming a setting (``backend`` included) is refused
         before it can choose anything. Per-call parameters of the gateway backend (user credentials,
-        ``allowed_actions``, ``out_request_no``) mean nothing to Ant Ling and are not sent there.
+        ``allowed_actions``, ``out_request_no``) are not sent there: ``allowed_actions`` makes the provider
+        run the action loop itself (``backends/actions.py``), under the request's idempotency key.
         """
         route = None
         try:
@@ -99,9 +101,12 @@ class AlipayLLM(CustomLLM):
             route = ant_ling_route(model, optional_params, api_base, api_key)
             if route is not None:
                 request = route[1]
+                self._end_user(request, logging_obj, litellm_params)
+                plan = _action_plan(request, client, litellm_params, logging_obj)
                 for name in trust.PER_CALL_PARAMS & request.keys():
                     del request[name]
-                self._end_user(request, logging_obj, litellm_params)
+                if plan is not None:
+                    request[action_loop.PLAN] = plan
         except AlipayError as exc:
             raise local_error(exc, model=model, provider=PROVIDER) from None
         finally:
@@ -196,8 +201,9 @@ class AlipayLLM(CustomLLM):
                    litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
                    timeout: Any = None, client: Any = None) -> ModelResponse:
         if ling := self._ant_ling(model, optional_params, litellm_params, api_base, api_key, logging_obj):
-            return ANT_LING.completion(*ling, model_response=model_response, model=model, messages=messages,
-                                       drop_params=self._drop_params(litellm_params), timeout=_seconds(timeout))
+            return action_loop.face(ling).completion(*ling, model_response=model_response, model=model,
+                                                     messages=messages, drop_params=self._drop_params(litellm_params),
+                                                     timeout=_seconds(timeout))
         gateway, biz, auth, held = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                               logging_obj, stream=False)
         deadline = gateway.deadline_for(_seconds(timeout))
@@ -215,7 +221,7 @@ class AlipayLLM(CustomLLM):
                           litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
                           timeout: Any = None, client: Any = None) -> ModelResponse:
         if ling := self._ant_ling(model, optional_params, litellm_params, api_base, api_key, logging_obj):
-            return await ANT_LING.acompletion(*ling, model_response=model_response, model=model,
+            return await action_loop.face(ling).acompletion(*ling, model_response=model_response, model=model,
                                               messages=messages, drop_params=self._drop_params(litellm_params),
                                               timeout=_seconds(timeout))
         gateway, biz, auth, held = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
@@ -235,7 +241,7 @@ class AlipayLLM(CustomLLM):
                   litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
                   timeout: Any = None, client: Any = None) -> Iterator[GenericStreamingChunk]:
         if ling := self._ant_ling(model, optional_params, litellm_params, api_base, api_key, logging_obj):
-            yield from ANT_LING.streaming(*ling, model=model, messages=messages,
+            yield from action_loop.face(ling).streaming(*ling, model=model, messages=messages,
                                           drop_params=self._drop_params(litellm_params), timeout=_seconds(timeout))
             return
         gateway, biz, auth, held = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
@@ -258,7 +264,7 @@ class AlipayLLM(CustomLLM):
                          litellm_params: Any = None, logger_fn: Any = None, headers: Any = None,
                          timeout: Any = None, client: Any = None) -> AsyncIterator[GenericStreamingChunk]:
         if ling := self._ant_ling(model, optional_params, litellm_params, api_base, api_key, logging_obj):
-            async for out in ANT_LING.astreaming(*ling, model=model, messages=messages,
+            async for out in action_loop.face(ling).astreaming(*ling, model=model, messages=messages,
                                                  drop_params=self._drop_params(litellm_params),
                                                  timeout=_seconds(timeout)):
                 yield out
@@ -317,6 +323,30 @@ class AlipayLLM(CustomLLM):
                                        for biz in batches])
         response = transforms.embedding_response(list(nodes), model_response, model)
         return _with_cost(response, await gateway.aembedding_cost([n.get("usage") or {} for n in nodes]))
+
+
+def _action_plan(request: dict, client: trust.ClientRequest | None, litellm_params: dict | None,
+                 logging_obj: Any) -> action_loop.ActionPlan | None:
+    """For a backend that cannot act itself: the request's effective actions and idempotency key, by the
+    gateway's rules (``_action_claim``): the trust boundary's key order, scoped to the caller; the loop
+    claims it for the payments app with the request's fingerprint."""
+    metadata = (litellm_params or {}).get("metadata") or {}
+    allowed = trust.effective_actions(request.get("allowed_actions"), metadata.get(trust.CLIENT_ACTIONS_KEY))
+    if not allowed:
+        return None
+    names = action_loop.action_names(allowed)
+    trace = _trace_id(litellm_params, logging_obj)
+    explicit = request.get("out_request_no")
+    seed, source = trust.idempotency_seed(client, metadata, explicit, trace)
+    if client is not None and source == "trace":
+        raise trust.IdempotencyKeyRequired()
+    if not seed:
+        raise ConfigurationError("out_request_no", "a request with allowed_actions needs an idempotency key: pass "
+                                 "out_request_no or metadata.idempotency_key (or call through a Router)")
+    scoped = f"{trust.caller_scope(litellm_params, request.get('user'))}|{seed}"
+    app_id = action_loop.toolkit_for(names).settings.app_id
+    number = str(explicit) if source == "out_request_no" else trust.derive_out_request_no(app_id, scoped)
+    return action_loop.ActionPlan(names, number, request.get("user"), trace, f"{source}:{scoped}", app_id)
 
 
 def _trace_id(litellm_params: dict | None, logging_obj: Any) -> str | None:

@@ -84,6 +84,7 @@ SHADOW_SOURCES_ENV = "ALIPAY_SHADOW_SOURCES"
 BACKEND_SETTING_NAMES = frozenset({
     "backend", "price_input_per_million_usd", "price_output_per_million_usd",
     "price_cache_read_per_million_usd", "slow_down_hold", "slow_down_ramp", "slow_down_factor",
+    "action_max_steps",  # the server-side action loop of a backend that cannot act itself (backends/actions.py)
 })
 #: Deployment keys that are settings, never request parameters: removed before transforms run, and
 #: refused when a proxy client sends one (``trust.py``): only the operator sets them.

@@ -19,4 +19,10 @@ def test_demo_runs_every_step():
     assert "general-chat: 'You said: Forecast my income for next year'" in out
     assert "'Reasoning (xhigh): Is 1001 prime?'" in out
     assert "refund_order({\"trade_no\":\"T2024002\",\"amount\":3.0})" in out
+    assert "order-1001: TRADE_SUCCESS, 128.00 CNY" in out
+    assert "REFUND 12.00 CNY → PENDING_CONFIRMATION" in out
+    assert "succeeded: refund_fee=12.00 fund_change=Y" in out
+    assert "SUCCESS replayed=True (nothing sent again)" in out
+    assert "refunds executed: 1" in out
+    assert "outcome alipay.trade.refund 12.00 → succeeded (rf" in out
     assert "-----BEGIN" not in out + done.stderr  # no key material printed

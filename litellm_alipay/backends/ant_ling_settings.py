@@ -62,6 +62,8 @@ class AntLingSettings:
     slow_down_hold: float = 900.0
     slow_down_ramp: float = 900.0
     slow_down_factor: float = 0.5
+    #: model calls one request with ``allowed_actions`` may make in the server-side action loop
+    action_max_steps: int = 4
 
     @property
     def app_id(self) -> str:
@@ -138,6 +140,7 @@ def build_ant_ling_settings(given: Mapping[str, Any], env: Mapping[str, str] | N
         breaker_threshold=int(num("breaker_threshold", 3, 1)),
         breaker_window=num("breaker_window", 300.0),
         breaker_cooldown=num("breaker_cooldown", 30.0),
+        action_max_steps=int(num("action_max_steps", 4, 1)),
         cny_per_usd=num("cny_per_usd", 7.1),
         price_usd=(_price("price_input_per_million_usd", raw["price_input_per_million_usd"]),
                    _price("price_output_per_million_usd", raw["price_output_per_million_usd"]),
