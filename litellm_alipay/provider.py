@@ -12,25 +12,29 @@ import contextlib
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import litellm
 from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import EmbeddingResponse, GenericStreamingChunk, ModelResponse
 
-from . import protocol, residency, transforms, trust
+from . import transforms, trust
 from .action_ledger import UNSENT_CODES, ActionClaim, Claim, ledger, redis_for
 from .backends import ant_ling_route
 from .backends.ant_ling import ANT_LING
+from .backends.gateway import Gateway
+from .backends.user_auth import USER_AUTH_PARAMS, UserAuth
+from .billing.pricing import Cost, stream_usage
 from .catalogue import register_models
 from .errors import AlipayError, ConfigurationError, TenantMismatchError, local_error
-from .gateway import Gateway
-from .pricing import Cost, stream_usage
 from .settings import CACHE_SIZE, AlipaySettings, settings_for, split_params
-from .user_auth import USER_AUTH_PARAMS, UserAuth
+from .wire import protocol
 
 PROVIDER = "alipay"
+#: Checks every gateway call passes before anything is built or sent, by the setting that turns each on.
+#: Operations features plug theirs in (``ops.install``: residency); the provider imports none of them.
+PRE_SEND_CHECKS: dict[str, Callable[[AlipaySettings, dict | None], None]] = {}
 
 
 class AlipayLLM(CustomLLM):
@@ -329,11 +333,13 @@ def _trace_id(litellm_params: dict | None, logging_obj: Any) -> str | None:
 
 
 def _check_residency(settings: AlipaySettings, litellm_params: dict | None) -> None:
-    """Before anything is built or sent: a request residency forbids never reaches the gateway."""
-    if settings.residency_regions:
-        residency.check(residency.request_metadata(litellm_params), settings.residency_regions,
-                        metadata_key=settings.residency_metadata_key,
-                        consent_key=settings.residency_consent_key)
+    """Before anything is built or sent: a request residency forbids never reaches the gateway. Fails
+    closed: guarded regions with no guard plugged in refuse every call rather than send unguarded."""
+    if settings.residency_regions and "residency_regions" not in PRE_SEND_CHECKS:
+        raise ConfigurationError("residency_regions", "is set but the residency guard is not installed: "
+                                 "use litellm_alipay.register() (or litellm_alipay.ops.install())")
+    for check in PRE_SEND_CHECKS.values():
+        check(settings, litellm_params)
 
 
 class _StreamTally:

@@ -22,14 +22,14 @@ from typing import Any
 import litellm
 from litellm.types.utils import ModelResponse
 
-from .. import protocol
+from ..billing.pricing import Cost
 from ..catalogue import ModelSpec, ant_ling_spec
 from ..errors import AlipayError, ProtocolError, ReadTimeoutError, local_error
-from ..guards import Guards, deadline_after
-from ..pricing import Cost
 from ..resilience.adaptive import get_pacer
+from ..resilience.guards import Guards, deadline_after
 from ..transforms import ant_ling as shapes
-from ..transport import HttpRequest, HttpResponse, async_transport
+from ..transport.http import HttpRequest, HttpResponse, async_transport
+from ..wire import protocol
 from ._sync import SYNC
 from .ant_ling_settings import AntLingSettings
 

@@ -78,7 +78,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from ..schema_prompt import schema_in_messages
+from ..wire.schema_prompt import schema_in_messages
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 FEE_RATE = Decimal("0.006")

@@ -39,7 +39,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 def shutdown(timeout: float = 5.0) -> None:
     """Close the private loop's pooled connections and stop it (registered with ``atexit``)."""
     global _loop, _thread
-    from ..transport import aclose_loop_transports
+    from ..transport.http import aclose_loop_transports
 
     with _lock:
         loop, thread, _loop, _thread = _loop, _thread, None, None
