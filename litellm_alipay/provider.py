@@ -27,11 +27,10 @@ from .backends.gateway import Gateway
 from .backends.user_auth import USER_AUTH_PARAMS, UserAuth
 from .billing.pricing import Cost, stream_usage
 from .catalogue import register_models
-from .errors import AlipayError, ConfigurationError, TenantMismatchError, local_error
+from .errors import PROVIDER, AlipayError, ConfigurationError, TenantMismatchError, local_error
 from .settings import CACHE_SIZE, AlipaySettings, settings_for, split_params
 from .wire import protocol
 
-PROVIDER = "alipay"
 #: Checks every gateway call passes before anything is built or sent, by the setting that turns each on.
 #: Operations features plug theirs in (``ops.install``: residency); the provider imports none of them.
 PRE_SEND_CHECKS: dict[str, Callable[[AlipaySettings, dict | None], None]] = {}

@@ -24,7 +24,7 @@ from litellm.types.utils import ModelResponse
 
 from ..billing.pricing import Cost
 from ..catalogue import ModelSpec, ant_ling_spec
-from ..errors import AlipayError, ProtocolError, ReadTimeoutError, local_error
+from ..errors import PROVIDER, AlipayError, ProtocolError, ReadTimeoutError, local_error
 from ..resilience.adaptive import get_pacer
 from ..resilience.guards import Guards, deadline_after
 from ..transforms import ant_ling as shapes
@@ -34,7 +34,6 @@ from ._sync import SYNC
 from .ant_ling_settings import AntLingSettings
 
 logger = logging.getLogger("litellm_alipay")
-PROVIDER = "alipay"
 _M = 1_000_000
 
 

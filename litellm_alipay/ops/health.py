@@ -47,12 +47,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ..errors import ConfigurationError
 from ..settings import ENV, AlipaySettings, build_settings, raw_value, read_key_text
 from ..wire.signing import PrivateKey, PublicKey, check_key_pair, load_private_key, load_public_key
+from ..wire.signing._certs import PEM_CERT
 
 Status = Literal["OK", "WARN", "FAIL"]
 WARN_DAYS = 30
 DEFAULT_MODEL = "ant-fin-embed"
 ROUTING_KEY_ENV = "ALIPAY_ALERT_ROUTING_KEY"
-_PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
 _SUMMARY_MAX = 1024
 
 
@@ -135,7 +135,7 @@ def pem_certificates(text: str) -> tuple[list[x509.Certificate], int]:
     holds SM2/ECC certificates ``cryptography`` cannot parse, and those are not ours to check."""
     certs: list[x509.Certificate] = []
     skipped = 0
-    for block in _PEM_CERT.findall(text):
+    for block in (m.group(0) for m in PEM_CERT.finditer(text)):
         try:
             certs.append(x509.load_pem_x509_certificate(block.encode("ascii", "ignore")))
         except ValueError:

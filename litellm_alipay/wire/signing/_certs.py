@@ -13,7 +13,8 @@ from ...errors import KeyFormatError, SignatureError
 from ._keys import KeyText, PublicKey, load_certificates
 
 _RSA_SIG_OID_PREFIX = "1.2.840.113549.1.1"
-_PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
+#: One PEM certificate block; group 1 is its base64 body.
+PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
 
 
 def _sn(cert: x509.Certificate) -> str:
@@ -60,7 +61,7 @@ def root_cert_sn(bundle_pem: KeyText) -> str:
     """``alipay_root_cert_sn``: the SNs of the bundle's RSA-signed certificates joined by ``_``."""
     text = bundle_pem.decode("ascii", "ignore") if isinstance(bundle_pem, bytes) else bundle_pem
     sns = []
-    for block in _PEM_CERT.findall(text):
+    for block in PEM_CERT.findall(text):
         der = base64.b64decode("".join(block.split()))
         try:
             if not _signature_oid(der).startswith(_RSA_SIG_OID_PREFIX):
