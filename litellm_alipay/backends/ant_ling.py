@@ -22,6 +22,7 @@ from typing import Any
 import litellm
 from litellm.types.utils import ModelResponse
 
+from ..billing.carry import StreamTally, with_cost
 from ..billing.pricing import Cost
 from ..catalogue import ModelSpec, ant_ling_spec
 from ..errors import PROVIDER, AlipayError, ProtocolError, ReadTimeoutError, local_error
@@ -245,10 +246,8 @@ class AntLing:
 
     async def astreaming(self, backend: AntLingBackend, request: dict[str, Any], *, model: str, messages: list,
                          drop_params: bool, timeout: float | None) -> AsyncIterator[Any]:
-        from ..provider import _StreamTally
-
         spec, body = self._body(model, messages, request, drop_params, stream=True)
-        transformer, tally = shapes.AntLingStream(model), _StreamTally()
+        transformer, tally = shapes.AntLingStream(model), StreamTally()
         async for chunk in backend.astream(body, model, self._tenant(backend, request, model), timeout):
             for out in tally.release(transformer.all_chunks(chunk), chunk):  # type: ignore[arg-type]
                 yield out
@@ -264,9 +263,7 @@ class AntLing:
 
 
 def _priced(response: ModelResponse, cost: Cost) -> ModelResponse:
-    from ..provider import _with_cost
-
-    return _with_cost(response, cost)
+    return with_cost(response, cost)
 
 
 ANT_LING = AntLing()

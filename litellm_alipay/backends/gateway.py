@@ -43,7 +43,7 @@ from ..wire.signing import (
     verify_response,
 )
 from . import diagnosis
-from .gateway_stream import StreamVerifier, check_actions, is_event_stream
+from .gateway_stream import StreamReader, StreamVerifier, check_actions, is_event_stream
 from .user_auth import UserAuth
 
 logger = logging.getLogger("litellm_alipay")
@@ -486,19 +486,13 @@ class Gateway:
             raise self._fail(method, params, exc, model) from None
         try:
             if not is_event_stream(response.headers):
-                content = b"".join(response)
-                self.parse_response(method, HttpResponse(response.status, response.headers, content), model)
-                raise ProtocolError("a streaming request was answered without a stream")
-            verifier, decoder = self._verifier(model, biz), protocol.SSEDecoder(self.settings.charset)
+                self._not_a_stream(response.status, response.headers, b"".join(response), model)
+            reader = self._reader(model, biz)
             for raw in response:
                 if time.monotonic() > deadline:
-                    raise ReadTimeoutError(f"the stream did not finish within the call's deadline "
-                                           f"({_budget_text(deadline)})")
-                for event in decoder.feed(raw):
-                    chunk = verifier.accept(event)
-                    if chunk is not None:
-                        yield chunk
-            verifier.finish(decoder)
+                    raise _stream_late(deadline)
+                yield from reader.feed(raw)
+            reader.finish()
         except Exception as exc:
             raise self._fail(method, params, exc, model) from None
         finally:
@@ -534,10 +528,8 @@ class Gateway:
             raise self._fail(method, params, exc, model) from None
         try:
             if not is_event_stream(response.headers):
-                content = b"".join([part async for part in response])
-                self.parse_response(method, HttpResponse(response.status, response.headers, content), model)
-                raise ProtocolError("a streaming request was answered without a stream")
-            verifier, decoder = self._verifier(model, biz), protocol.SSEDecoder(s.charset)
+                self._not_a_stream(response.status, response.headers, b"".join([p async for p in response]), model)
+            reader = self._reader(model, biz)
             parts = response.__aiter__()
             while True:
                 try:  # one deadline for the whole stream: a gateway trickling comments cannot extend it
@@ -546,22 +538,24 @@ class Gateway:
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
-                    raise ReadTimeoutError(f"the stream did not finish within the call's deadline "
-                                           f"({_budget_text(deadline)})") from None
-                for event in decoder.feed(raw):
-                    chunk = verifier.accept(event)
-                    if chunk is not None:
-                        yield chunk
-            verifier.finish(decoder)
+                    raise _stream_late(deadline) from None
+                for chunk in reader.feed(raw):
+                    yield chunk
+            reader.finish()
         except Exception as exc:
             raise self._fail(method, params, exc, model) from None
         finally:
             await response.aclose()
 
-    def _verifier(self, model: str, biz: Mapping[str, Any]) -> StreamVerifier:
+    def _reader(self, model: str, biz: Mapping[str, Any]) -> StreamReader:
         verifier = StreamVerifier(self.settings, self.provider, model)
         verifier.out_request_no = biz.get("out_request_no")
-        return verifier
+        return StreamReader(verifier, protocol.SSEDecoder(self.settings.charset))
+
+    def _not_a_stream(self, status: int, headers: Mapping[str, str], content: bytes, model: str) -> None:
+        """A streaming request answered with one body: its error if it is one, else a protocol error."""
+        self.parse_response(protocol.METHOD_CHAT, HttpResponse(status, headers, content), model)
+        raise ProtocolError("a streaming request was answered without a stream")
 
 
 _token_managers: dict[tuple, TokenManager] = {}
@@ -587,6 +581,10 @@ def _unpriced(exc: BaseException, fallback: Any) -> Cost:
     logger.warning("alipay cost: the month's request count is unavailable (%s); priced at the first tier",
                    type(exc).__name__)
     return fallback()
+
+
+def _stream_late(deadline: float) -> ReadTimeoutError:
+    return ReadTimeoutError(f"the stream did not finish within the call's deadline ({_budget_text(deadline)})")
 
 
 def _budget_text(deadline: float) -> str:

@@ -7,7 +7,7 @@ and a stream that ends without a valid ``sign`` event raises instead of passing 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProtocolError, SignatureError, gateway_error
@@ -78,6 +78,23 @@ class StreamVerifier:
             raise ProtocolError("the stream ended without its sign event: incomplete or forged")
         if decoder.pending:
             raise ProtocolError("bytes arrived after the stream's sign event")
+
+
+class StreamReader:
+    """Bytes in, verified chunk dicts out: the one decoding loop behind the sync and the async stream."""
+
+    def __init__(self, verifier: StreamVerifier, decoder: protocol.SSEDecoder) -> None:
+        self._verifier, self._decoder = verifier, decoder
+
+    def feed(self, raw: bytes) -> Iterator[dict[str, Any]]:
+        """Lazily, event by event: a chunk reaches the caller before a later event of the same read fails."""
+        for event in self._decoder.feed(raw):
+            chunk = self._verifier.accept(event)
+            if chunk is not None:
+                yield chunk
+
+    def finish(self) -> None:
+        self._verifier.finish(self._decoder)
 
 
 def check_actions(node: Mapping[str, Any], out_request_no: str | None) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..backends.ant_ling_settings import build_ant_ling_settings
 from ..errors import ConfigurationError
-from .health import CheckResult, fail, ok, warn
+from .check_result import CheckResult, fail, ok, warn
 
 
 def ant_ling_checks(given: Mapping[str, Any], *, call: bool = True, model: str | None = None,

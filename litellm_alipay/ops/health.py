@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -48,43 +48,12 @@ from ..errors import ConfigurationError
 from ..settings import ENV, AlipaySettings, build_settings, raw_value, read_key_text
 from ..wire.signing import PrivateKey, PublicKey, check_key_pair, load_private_key, load_public_key
 from ..wire.signing._certs import PEM_CERT
+from .check_result import CheckResult, fail, failed, ok, warn
 
-Status = Literal["OK", "WARN", "FAIL"]
 WARN_DAYS = 30
 DEFAULT_MODEL = "ant-fin-embed"
 ROUTING_KEY_ENV = "ALIPAY_ALERT_ROUTING_KEY"
 _SUMMARY_MAX = 1024
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One line of the report."""
-
-    status: Status
-    name: str
-    detail: str
-
-    def line(self) -> str:
-        return f"{self.status:<4} {self.name}: {self.detail}"
-
-    def as_dict(self) -> dict[str, str]:
-        return {"status": self.status, "name": self.name, "detail": self.detail}
-
-
-def ok(name: str, detail: str) -> CheckResult:
-    return CheckResult("OK", name, detail)
-
-
-def warn(name: str, detail: str) -> CheckResult:
-    return CheckResult("WARN", name, detail)
-
-
-def fail(name: str, detail: str) -> CheckResult:
-    return CheckResult("FAIL", name, detail)
-
-
-def failed(results: Sequence[CheckResult]) -> bool:
-    return any(r.status == "FAIL" for r in results)
 
 
 @dataclass(frozen=True)
