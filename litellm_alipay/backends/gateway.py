@@ -32,7 +32,7 @@ from ..resilience import TokenManager
 from ..resilience.guards import Guards, remaining
 from ..resilience.tokens import EXCHANGE_DEADLINE
 from ..settings import AlipaySettings
-from ..transport.http import HttpRequest, HttpResponse, async_transport, sync_transport
+from ..transport.http import HttpRequest, HttpResponse, async_transport
 from ..wire import protocol
 from ..wire.signing import (
     aes_decrypt,
@@ -43,6 +43,7 @@ from ..wire.signing import (
     verify_response,
 )
 from . import diagnosis
+from ._sync import SYNC
 from .gateway_stream import StreamReader, StreamVerifier, check_actions, is_event_stream
 from .user_auth import UserAuth
 
@@ -258,21 +259,13 @@ class Gateway:
 
     def call_as_user(self, method: str, biz: Mapping[str, Any], model: str, auth: UserAuth, *,
                      timeout: float | None = None, deadline: float | None = None) -> dict[str, Any]:
-        """A call on a user's behalf: a given ``auth_token`` as is, else one from the token manager,
-        refreshed and retried once after ``20001 aop.auth-token-time-out``; one deadline for it all."""
-        deadline = self._deadline(deadline, timeout)
-        if auth.auth_token:
-            return self.call(method, biz, model, deadline=deadline, auth_token=auth.auth_token)
-        try:
-            return self.tokens.with_token_retry_sync(
-                auth.key, lambda token: self.call(method, biz, model, deadline=deadline,
-                                                  auth_token=self.check_owner(auth, token, model)),
-                auth_code=auth.auth_code, refresh_token=auth.refresh_token, deadline=deadline)
-        except TimeoutError:
-            raise self._late(model, deadline) from None
+        """``acall_as_user`` driven from sync (``backends/_sync.py``)."""
+        return SYNC.run(self.acall_as_user(method, biz, model, auth, timeout=timeout, deadline=deadline))
 
     async def acall_as_user(self, method: str, biz: Mapping[str, Any], model: str, auth: UserAuth, *,
                             timeout: float | None = None, deadline: float | None = None) -> dict[str, Any]:
+        """A call on a user's behalf: a given ``auth_token`` as is, else one from the token manager,
+        refreshed and retried once after ``20001 aop.auth-token-time-out``; one deadline for it all."""
         deadline = self._deadline(deadline, timeout)
         if auth.auth_token:
             return await self.acall(method, biz, model, deadline=deadline, auth_token=auth.auth_token)
@@ -305,38 +298,24 @@ class Gateway:
         return self.check_owner(auth, token, model)
 
     def stream_token(self, auth: UserAuth | None, model: str = "", deadline: float | None = None) -> str | None:
-        if auth is None or auth.auth_token:
-            return auth.auth_token if auth else None
-        deadline = self._deadline(deadline, None)
-        try:
-            token = self.tokens.get_token_sync(auth.key, auth_code=auth.auth_code, refresh_token=auth.refresh_token,
-                                               deadline=deadline)
-        except TimeoutError:
-            raise self._late(model, deadline) from None
-        return self.check_owner(auth, token, model)
+        return SYNC.run(self.astream_token(auth, model, deadline))
 
     # ------------------------------------------------------------------------------------ cost
     def chat_cost(self, usage: Mapping[str, Any], actions: list | None) -> Cost:
+        return SYNC.run(self.achat_cost(usage, actions))
+
+    async def achat_cost(self, usage: Mapping[str, Any], actions: list | None) -> Cost:
         """B6 cost of one chat call, at its place in the app's month (Redis-shared when configured).
 
         Bookkeeping never fails a call: if the count cannot be had, the call is priced at the month's
         first tier and a WARNING says so."""
-        try:
-            return price_chat(usage, actions, self.pricing, self.counter.book(self.settings.app_id))
-        except Exception as exc:  # noqa: BLE001
-            return _unpriced(exc, lambda: price_chat(usage, actions, self.pricing, 1))
-
-    async def achat_cost(self, usage: Mapping[str, Any], actions: list | None) -> Cost:
         try:
             return price_chat(usage, actions, self.pricing, await self.counter.abook(self.settings.app_id))
         except Exception as exc:  # noqa: BLE001
             return _unpriced(exc, lambda: price_chat(usage, actions, self.pricing, 1))
 
     def embedding_cost(self, usages: list[Mapping[str, Any]]) -> Cost:
-        try:
-            return price_embedding(usages, self.pricing, self.counter.book(self.settings.app_id, len(usages)))
-        except Exception as exc:  # noqa: BLE001
-            return _unpriced(exc, lambda: price_embedding(usages, self.pricing, 1))
+        return SYNC.run(self.aembedding_cost(usages))
 
     async def aembedding_cost(self, usages: list[Mapping[str, Any]]) -> Cost:
         try:
@@ -361,13 +340,6 @@ class Gateway:
     def _deadline(self, deadline: float | None, timeout: float | None) -> float:
         """The call's one deadline: given, else ``timeout``, else the deployment's ``read_timeout``."""
         return deadline if deadline is not None else time.monotonic() + (timeout or self.settings.read_timeout)
-
-    def _admit(self, model: str, biz: Mapping[str, Any] | None, deadline: float) -> tuple[str, bool]:
-        key = self.guards.key(model, (biz or {}).get("user_id"))
-        try:
-            return key, self.guards.before(key, deadline)
-        except AlipayError as exc:
-            raise local_error(exc, model=model, provider=self.provider) from None
 
     async def _aadmit(self, model: str, biz: Mapping[str, Any] | None, deadline: float) -> tuple[str, bool]:
         key = self.guards.key(model, (biz or {}).get("user_id"))
@@ -395,30 +367,11 @@ class Gateway:
     def call(self, method: str, biz: Mapping[str, Any] | None, model: str, *,
              timeout: float | None = None, deadline: float | None = None, auth_token: str | None = None,
              extra: Mapping[str, str] | None = None) -> dict[str, Any]:
-        deadline = self._deadline(deadline, timeout)
-        key, trial = self._admit(model, biz, deadline)
-        failure: BaseException | None = None
-        try:
-            return self._call_once(method, biz, model, deadline, auth_token, extra)
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            self.guards.after(key, failure, trial)
-
-    def _call_once(self, method: str, biz: Mapping[str, Any] | None, model: str, deadline: float,
-                   auth_token: str | None, extra: Mapping[str, str] | None) -> dict[str, Any]:
-        left = remaining(deadline)
-        if not left:
-            raise self._late(model, deadline, sent=False)
-        request, params = self._request(method, biz, model, auth_token=auth_token, read_timeout=left, extra=extra)
-        transport = sync_transport(self.settings.pool_size, self.settings.http2, self.settings.ssl_verify)
-        response = None
-        try:
-            response = transport.send(request)
-            return self.parse_response(method, response, model, biz)
-        except Exception as exc:
-            raise self._fail(method, params, exc, model, response) from None
+        """``acall`` driven from sync: one implementation of guards, deadline, transport and verification
+        (``backends/_sync.py`` runs it on the process's background loop; measured cheaper per call than the
+        former httpx twin)."""
+        return SYNC.run(self.acall(method, biz, model, timeout=timeout, deadline=deadline, auth_token=auth_token,
+                                   extra=extra))
 
     async def acall(self, method: str, biz: Mapping[str, Any] | None, model: str, *,
                     timeout: float | None = None, deadline: float | None = None, auth_token: str | None = None,
@@ -459,48 +412,14 @@ class Gateway:
     # ------------------------------------------------------------------------------- streaming
     def stream(self, biz: Mapping[str, Any], model: str, *, timeout: float | None = None,
                deadline: float | None = None, auth_token: str | None = None) -> Iterator[dict[str, Any]]:
-        """B3 chunk dicts as they arrive; raises at the end unless the ``sign`` event verifies, and at the
-        deadline however the gateway trickles."""
-        deadline = self._deadline(deadline, timeout)
-        key, trial = self._admit(model, biz, deadline)
-        failure: BaseException | None = None
-        try:
-            yield from self._stream_once(biz, model, deadline, auth_token)
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            self.guards.after(key, failure, trial)
-
-    def _stream_once(self, biz: Mapping[str, Any], model: str, deadline: float,
-                     auth_token: str | None) -> Iterator[dict[str, Any]]:
-        method = protocol.METHOD_CHAT
-        left = remaining(deadline)
-        if not left:
-            raise self._late(model, deadline, sent=False)
-        request, params = self._request(method, biz, model, auth_token=auth_token, read_timeout=left)
-        transport = sync_transport(self.settings.pool_size, self.settings.http2, self.settings.ssl_verify)
-        try:
-            response = transport.send(request, stream=True)
-        except Exception as exc:
-            raise self._fail(method, params, exc, model) from None
-        try:
-            if not is_event_stream(response.headers):
-                self._not_a_stream(response.status, response.headers, b"".join(response), model)
-            reader = self._reader(model, biz)
-            for raw in response:
-                if time.monotonic() > deadline:
-                    raise _stream_late(deadline)
-                yield from reader.feed(raw)
-            reader.finish()
-        except Exception as exc:
-            raise self._fail(method, params, exc, model) from None
-        finally:
-            response.close()
+        """``astream`` pulled chunk by chunk from sync (``backends/_sync.py``)."""
+        return SYNC.iterate(self.astream(biz, model, timeout=timeout, deadline=deadline, auth_token=auth_token))
 
     async def astream(self, biz: Mapping[str, Any], model: str, *, timeout: float | None = None,
                       deadline: float | None = None, auth_token: str | None = None
                       ) -> AsyncIterator[dict[str, Any]]:
+        """B3 chunk dicts as they arrive; raises at the end unless the ``sign`` event verifies, and at the
+        deadline however the gateway trickles."""
         deadline = self._deadline(deadline, timeout)
         key, trial = await self._aadmit(model, biz, deadline)
         failure: BaseException | None = None
