@@ -22,6 +22,7 @@ from litellm.types.utils import EmbeddingResponse, GenericStreamingChunk, ModelR
 from . import transforms, trust
 from .action_ledger import UNSENT_CODES, ActionClaim, Claim, ledger, redis_for
 from .backends import ant_ling_route
+from .backends._sync import SYNC
 from .backends.ant_ling import ANT_LING
 from .backends.gateway import Gateway
 from .backends.user_auth import USER_AUTH_PARAMS, UserAuth
@@ -361,24 +362,23 @@ def _seconds(timeout: Any) -> float | None:
 
 @contextlib.contextmanager
 def _holding(held: ActionClaim | None, model: str) -> Iterator[None]:
-    """Claim the action key for this app around the call; give it back if nothing was sent."""
+    """``_aholding`` driven from sync (``backends/_sync.py``): one claim-and-give-back implementation."""
     if held is None:
         yield
         return
-    try:
-        ledger.claim(held)
-    except AlipayError as exc:
-        raise local_error(exc, model=model, provider=PROVIDER) from None
+    manager = _aholding(held, model)
+    SYNC.run(manager.__aenter__())
     try:
         yield
     except BaseException as exc:
-        if getattr(exc, "alipay_code", None) in UNSENT_CODES:
-            ledger.release(held)
+        SYNC.run(manager.__aexit__(type(exc), exc, exc.__traceback__))
         raise
+    SYNC.run(manager.__aexit__(None, None, None))
 
 
 @contextlib.asynccontextmanager
 async def _aholding(held: ActionClaim | None, model: str) -> AsyncIterator[None]:
+    """Claim the action key for this app around the call; give it back if nothing was sent."""
     if held is None:
         yield
         return
