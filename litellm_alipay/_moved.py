@@ -23,6 +23,7 @@ MOVED = {
     "pricing": "billing.pricing", "ledger": "billing.ledger", "health": "ops.health", "shadow": "ops.shadow",
     "guardrails": "ops.guardrails", "residency": "ops.residency", "schema_prompt": "wire.schema_prompt",
     "backends.ant_ling_check": "ops.ant_ling_check", "resilience._redis": "resilience.redis_clients",
+    "backends._sync": "transport.sync_driver",
 }
 
 

@@ -22,7 +22,6 @@ from litellm.types.utils import EmbeddingResponse, GenericStreamingChunk, ModelR
 from . import transforms, trust
 from .action_ledger import UNSENT_CODES, ActionClaim, Claim, ledger, redis_for
 from .backends import ant_ling_route
-from .backends._sync import SYNC
 from .backends.ant_ling import ANT_LING
 from .backends.gateway import Gateway
 from .backends.user_auth import USER_AUTH_PARAMS, UserAuth
@@ -32,6 +31,7 @@ from .billing.carry import with_cost as _with_cost
 from .catalogue import register_models
 from .errors import PROVIDER, AlipayError, ConfigurationError, TenantMismatchError, local_error
 from .settings import CACHE_SIZE, AlipaySettings, settings_for, split_params
+from .transport.sync_driver import SYNC
 from .wire import protocol
 
 #: Checks every gateway call passes before anything is built or sent, by the setting that turns each on.
@@ -362,7 +362,7 @@ def _seconds(timeout: Any) -> float | None:
 
 @contextlib.contextmanager
 def _holding(held: ActionClaim | None, model: str) -> Iterator[None]:
-    """``_aholding`` driven from sync (``backends/_sync.py``): one claim-and-give-back implementation."""
+    """``_aholding`` driven from sync (``transport/sync_driver.py``): one claim-and-give-back implementation."""
     if held is None:
         yield
         return

@@ -7,7 +7,7 @@ when configured), the same transports, the same error tree and the same cost rep
 (``_hidden_params["response_cost"]`` in USD with CNY beside it). No signing: Ant Ling takes an API key.
 
 The request/response shapes are pure functions; the behaviour is written once, async, and the sync path
-drives it on a background loop (``_sync.py``).
+drives it on a background loop (``transport/sync_driver.py``).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from ..resilience.adaptive import get_pacer
 from ..resilience.guards import Guards, deadline_after
 from ..transforms import ant_ling as shapes
 from ..transport.http import HttpRequest, HttpResponse, async_transport
+from ..transport.sync_driver import SYNC
 from ..wire import protocol
-from ._sync import SYNC
 from .ant_ling_settings import AntLingSettings
 
 logger = logging.getLogger("litellm_alipay")

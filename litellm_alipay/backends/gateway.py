@@ -33,6 +33,7 @@ from ..resilience.guards import Guards, remaining
 from ..resilience.tokens import EXCHANGE_DEADLINE
 from ..settings import AlipaySettings
 from ..transport.http import HttpRequest, HttpResponse, async_transport
+from ..transport.sync_driver import SYNC
 from ..wire import protocol
 from ..wire.signing import (
     aes_decrypt,
@@ -43,7 +44,6 @@ from ..wire.signing import (
     verify_response,
 )
 from . import diagnosis
-from ._sync import SYNC
 from .gateway_stream import StreamReader, StreamVerifier, check_actions, is_event_stream
 from .user_auth import UserAuth
 
@@ -259,7 +259,7 @@ class Gateway:
 
     def call_as_user(self, method: str, biz: Mapping[str, Any], model: str, auth: UserAuth, *,
                      timeout: float | None = None, deadline: float | None = None) -> dict[str, Any]:
-        """``acall_as_user`` driven from sync (``backends/_sync.py``)."""
+        """``acall_as_user`` driven from sync (``transport/sync_driver.py``)."""
         return SYNC.run(self.acall_as_user(method, biz, model, auth, timeout=timeout, deadline=deadline))
 
     async def acall_as_user(self, method: str, biz: Mapping[str, Any], model: str, auth: UserAuth, *,
@@ -368,7 +368,7 @@ class Gateway:
              timeout: float | None = None, deadline: float | None = None, auth_token: str | None = None,
              extra: Mapping[str, str] | None = None) -> dict[str, Any]:
         """``acall`` driven from sync: one implementation of guards, deadline, transport and verification
-        (``backends/_sync.py`` runs it on the process's background loop; measured cheaper per call than the
+        (``transport/sync_driver.py`` runs it on the process's background loop; measured cheaper per call than the
         former httpx twin)."""
         return SYNC.run(self.acall(method, biz, model, timeout=timeout, deadline=deadline, auth_token=auth_token,
                                    extra=extra))
@@ -412,7 +412,7 @@ class Gateway:
     # ------------------------------------------------------------------------------- streaming
     def stream(self, biz: Mapping[str, Any], model: str, *, timeout: float | None = None,
                deadline: float | None = None, auth_token: str | None = None) -> Iterator[dict[str, Any]]:
-        """``astream`` pulled chunk by chunk from sync (``backends/_sync.py``)."""
+        """``astream`` pulled chunk by chunk from sync (``transport/sync_driver.py``)."""
         return SYNC.iterate(self.astream(biz, model, timeout=timeout, deadline=deadline, auth_token=auth_token))
 
     async def astream(self, biz: Mapping[str, Any], model: str, *, timeout: float | None = None,

@@ -46,6 +46,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ..resilience.redis_clients import RedisClients
+from ..transport.sync_driver import SYNC
 from ..wire.signing import BEIJING
 
 SCHEMES = ("request", "token")
@@ -410,14 +411,8 @@ class RedisMonthlyCounter(MonthlyCounter):
         self._clients = RedisClients(url)
 
     def book(self, app_id: str, requests: int = 1) -> int:
-        _check_requests(requests)
-        now = self.clock()
-        key = month_key(app_id, now)
-        pipe = self._clients.sync().pipeline(transaction=True)
-        pipe.incrby(key, requests)
-        pipe.expireat(key, month_expiry(now))
-        total, _ = pipe.execute()
-        return int(total) - requests + 1
+        """``abook`` driven from sync (``transport/sync_driver.py``)."""
+        return SYNC.run(self.abook(app_id, requests))
 
     async def abook(self, app_id: str, requests: int = 1) -> int:
         _check_requests(requests)
