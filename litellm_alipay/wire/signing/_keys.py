@@ -6,6 +6,7 @@ import base64
 import binascii
 import functools
 import re
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -80,15 +81,19 @@ def _load_private(data: bytes, what: str) -> PrivateKey:
     except KeyFormatError:
         raise
     except (ValueError, TypeError):
-        if _is_public_key(data):
-            raise KeyFormatError(
-                what, "holds a public key; the app's private key is needed here"
-            ) from None
-        raise KeyFormatError(
-            what, "expected an RSA private key as PEM or bare base64 (PKCS#1 or PKCS#8)"
-        ) from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise KeyFormatError(what, "is not an RSA private key")
+        raise _unreadable(what, _is_public_key(data), "holds a public key; the app's private key is needed here",
+                          "expected an RSA private key as PEM or bare base64 (PKCS#1 or PKCS#8)") from None
+    return _rsa(key, rsa.RSAPrivateKey, what, "private")
+
+
+def _unreadable(what: str, other_kind: bool, other_kind_text: str, expected_text: str) -> KeyFormatError:
+    """Why a key did not load: the other half of a pair given by mistake, or not a key at all."""
+    return KeyFormatError(what, other_kind_text if other_kind else expected_text)
+
+
+def _rsa(key: Any, kind: type, what: str, half: str) -> Any:
+    if not isinstance(key, kind):
+        raise KeyFormatError(what, f"is not an RSA {half} key")
     return key
 
 
@@ -116,17 +121,11 @@ def _load_public(data: bytes, what: str) -> PublicKey:
     except KeyFormatError:
         raise
     except (ValueError, TypeError):
-        if _is_private_key(data):
-            raise KeyFormatError(
-                what, "holds a private key; a public key (or certificate) is needed here"
-            ) from None
-        raise KeyFormatError(
-            what, "expected an RSA public key (SubjectPublicKeyInfo) or X.509 certificate, "
-            "as PEM or bare base64"
-        ) from None
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise KeyFormatError(what, "is not an RSA public key")
-    return key
+        raise _unreadable(what, _is_private_key(data),
+                          "holds a private key; a public key (or certificate) is needed here",
+                          "expected an RSA public key (SubjectPublicKeyInfo) or X.509 certificate, "
+                          "as PEM or bare base64") from None
+    return _rsa(key, rsa.RSAPublicKey, what, "public")
 
 
 def load_public_key(text: KeyText | PublicKey, what: str = "alipay_public_key") -> PublicKey:
