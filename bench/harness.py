@@ -340,9 +340,9 @@ class Bench:
         from cryptography.hazmat.primitives.asymmetric import padding
 
         from litellm_alipay import protocol
-        from litellm_alipay.gateway import Gateway
+        from litellm_alipay.backends.gateway import Gateway
         from litellm_alipay.settings import settings_for
-        from litellm_alipay.signing import build_sign_content, extract_signed_node, sign_params, verify_response
+        from litellm_alipay.wire.signing import build_sign_content, extract_signed_node, sign_params, verify_response
 
         step("signing and verification")
         settings = settings_for({})
@@ -381,7 +381,7 @@ class Bench:
 
     async def transport_section(self, step: Callable[[str], None]) -> None:
         """The choice of async transport, measured: one small POST per call to the emulator, c=10."""
-        from litellm_alipay.transport import AiohttpTransport, HttpRequest, HttpxTransport, _HttpxAsyncAdapter
+        from litellm_alipay.transport.http import AiohttpTransport, HttpRequest, HttpxTransport, _HttpxAsyncAdapter
 
         request = HttpRequest(url=f"{self.emu.base_url}/_admin/health", content=b"x=1",
                               headers={"Content-Type": "application/x-www-form-urlencoded"},
@@ -441,7 +441,7 @@ class Bench:
 
 async def _fetch(request: Any) -> bytes:
     """One real signed response body from the emulator, for the verification rows."""
-    from litellm_alipay.transport import AiohttpTransport
+    from litellm_alipay.transport.http import AiohttpTransport
 
     transport = AiohttpTransport(2)
     try:

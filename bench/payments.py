@@ -30,7 +30,7 @@ def _sdk_client(emu):
     from alipay.aop.api.DefaultAlipayClient import DefaultAlipayClient
     from alipay.aop.api.util import WebUtils
 
-    from litellm_alipay.signing import load_private_key, private_key_forms
+    from litellm_alipay.wire.signing import load_private_key, private_key_forms
 
     def keep_port(url: str, query_string: str, timeout: int):  # the SDK drops a local URL's port
         parsed = urlparse(url)
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from litellm_alipay.payments import PaymentToolkit
     from litellm_alipay.payments._sync import run_sync
     from litellm_alipay.settings import build_settings
-    from litellm_alipay.transport import async_transport
+    from litellm_alipay.transport.http import async_transport
 
     with EmulatorProcess() as emu:
         emu.create_trade("bench-1", "88.00")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._moved import install as _install_moved
 from .errors import (
     AlipayError,
     ConfigurationError,
@@ -21,7 +22,9 @@ from .errors import (
     SignatureError,
     TransportError,
 )
-from .loop_resources import aclose
+from .transport.loop_resources import aclose
+
+_install_moved()  # the flat layout's import paths keep working
 
 if TYPE_CHECKING:
     from .provider import AlipayLLM, alipay_llm, register
@@ -35,7 +38,9 @@ __all__ = [
 def __getattr__(name: str):
     """The provider imports litellm (seconds); the signer and emulator must not pay for that."""
     if name in ("AlipayLLM", "alipay_llm", "register"):
-        from . import provider, startup
+        from . import ops, provider, startup
+
+        ops.install()  # the optional features plug into the provider here, at its face
 
         if name == "alipay_llm":  # what a proxy config names: the proxy is starting
             startup.check_proxy_config()

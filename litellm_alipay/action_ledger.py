@@ -185,7 +185,7 @@ def redis_for(url: str | None) -> object | None:
         return None
     found = _redis.get(url)
     if found is None:
-        from .resilience._redis import RedisClients
+        from .resilience.redis_clients import RedisClients
 
         found = _redis.setdefault(url, RedisClients(url))
     return found

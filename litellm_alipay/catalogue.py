@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-PROVIDER = "alipay"
+from .errors import PROVIDER
+
 ANT_LING_CONTEXT = 262_144
 _M = 1_000_000
 

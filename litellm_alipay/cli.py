@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_demo(sub)
 
-    from .health import add_parser as add_check
+    from .ops.health import add_parser as add_check
 
     add_check(sub)
     from .emulator.server import add_parser as add_emulator

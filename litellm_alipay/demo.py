@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 def _drive(emulator) -> int:
     import litellm
 
-    from .provider import register
+    from . import register  # the face: operations hooks plugged in
 
     register()
     litellm.suppress_debug_info = True

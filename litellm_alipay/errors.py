@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import httpx
 
+#: LiteLLM's name for this provider (``model="alipay/…"``): the one copy, every room imports it.
+PROVIDER = "alipay"
+
 
 class AlipayError(Exception):
     """Base of every error this package defines itself."""
@@ -217,7 +220,7 @@ def error_class(code: str | None, sub_code: str | None, status: int = 200) -> ty
 
 
 def gateway_error(
-    node: dict, *, model: str, status: int = 200, provider: str = "alipay"
+    node: dict, *, model: str, status: int = 200, provider: str = PROVIDER
 ) -> Exception:
     """The LiteLLM exception for a failed gateway node, carrying code, sub_code and trace_id."""
     code = str(node.get("code") or "")
@@ -254,7 +257,7 @@ def _build(cls: type, message: str, model: str, provider: str, code: str | None,
     return exc
 
 
-def local_error(exc: AlipayError, *, model: str, provider: str = "alipay") -> Exception:
+def local_error(exc: AlipayError, *, model: str, provider: str = PROVIDER) -> Exception:
     """Map one of our own errors (transport, signature, guards) to the LiteLLM class the Router needs."""
     import litellm
 

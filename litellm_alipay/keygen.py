@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .signing import generate_private_key, private_key_forms
+from .wire.signing import generate_private_key, private_key_forms
 
 #: file name → (form key, is secret)
 FILES = {

@@ -12,26 +12,32 @@ import contextlib
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import litellm
 from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import EmbeddingResponse, GenericStreamingChunk, ModelResponse
 
-from . import protocol, residency, transforms, trust
+from . import transforms, trust
 from .action_ledger import UNSENT_CODES, ActionClaim, Claim, ledger, redis_for
 from .backends import actions as action_loop
 from .backends import ant_ling_route
 from .backends.ant_ling import ANT_LING
+from .backends.gateway import Gateway
+from .backends.user_auth import USER_AUTH_PARAMS, UserAuth
+from .billing.carry import StreamTally as _StreamTally
+from .billing.carry import record_stream as _record_stream
+from .billing.carry import with_cost as _with_cost
 from .catalogue import register_models
-from .errors import AlipayError, ConfigurationError, TenantMismatchError, local_error
-from .gateway import Gateway
-from .pricing import Cost, stream_usage
+from .errors import PROVIDER, AlipayError, ConfigurationError, TenantMismatchError, local_error
 from .settings import CACHE_SIZE, AlipaySettings, settings_for, split_params
-from .user_auth import USER_AUTH_PARAMS, UserAuth
+from .transport.sync_driver import SYNC
+from .wire import protocol
 
-PROVIDER = "alipay"
+#: Checks every gateway call passes before anything is built or sent, by the setting that turns each on.
+#: Operations features plug theirs in (``ops.install``: residency); the provider imports none of them.
+PRE_SEND_CHECKS: dict[str, Callable[[AlipaySettings, dict | None], None]] = {}
 
 
 class AlipayLLM(CustomLLM):
@@ -359,70 +365,13 @@ def _trace_id(litellm_params: dict | None, logging_obj: Any) -> str | None:
 
 
 def _check_residency(settings: AlipaySettings, litellm_params: dict | None) -> None:
-    """Before anything is built or sent: a request residency forbids never reaches the gateway."""
-    if settings.residency_regions:
-        residency.check(residency.request_metadata(litellm_params), settings.residency_regions,
-                        metadata_key=settings.residency_metadata_key,
-                        consent_key=settings.residency_consent_key)
-
-
-class _StreamTally:
-    """Holds back a stream's finishing chunks until the stream has ended (its signature verified), then
-    puts the call's cost on them.
-
-    Why ``usage["cost"]``: LiteLLM 1.106.2 drops a custom provider's final ``ModelResponseStream`` when it
-    has no text (its ``_hidden_params["response_cost"]`` with it), but it carries a usage block's ``cost``
-    into the assembled response's ``response_cost`` — what callbacks, spend logs and budgets read. The CNY
-    figure and breakdown stay server-side (``_record_stream`` below): every client of a proxy would see
-    them in the stream otherwise.
-    """
-
-    def __init__(self) -> None:
-        self._priced: list[dict[str, Any]] = []  # only the B3 chunks with usage or actions
-        self._held: list[GenericStreamingChunk] = []
-
-    def release(self, out: list[GenericStreamingChunk], chunk: dict[str, Any]) -> list[GenericStreamingChunk]:
-        """The chunks to yield now; from the finishing one on, everything is held."""
-        if chunk.get("usage") or chunk.get("actions"):
-            self._priced.append(chunk)
-        if self._held or any(c.get("is_finished") for c in out):
-            self._held.extend(out)
-            return []
-        return out
-
-    def priced(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        return stream_usage(self._priced)
-
-    def finish(self, cost: Cost) -> list[GenericStreamingChunk]:
-        held, self._held = self._held, []
-        if not held:  # a stream that never said it finished: the cost still needs a carrier
-            held = [GenericStreamingChunk(text="", tool_use=None, is_finished=True, finish_reason="stop",
-                                          usage=None, index=0)]
-        last = held[-1]
-        usage: dict[str, Any] = dict(last.get("usage") or {"prompt_tokens": 0, "completion_tokens": 0,
-                                                           "total_tokens": 0})
-        usage["cost"] = cost.usd
-        last["usage"] = usage  # type: ignore[typeddict-item]
-        return held
-
-
-def _with_cost(response: Any, cost: Any) -> Any:
-    """LiteLLM takes ``response_cost`` from hidden params over any price table: spend logs and
-    budgets then see Alipay's own pricing in USD, with the CNY figure and breakdown beside it."""
-    hidden = response._hidden_params
-    hidden["response_cost"] = cost.usd
-    alipay = dict(hidden.get("alipay") or {})
-    alipay.update(cost_cny=cost.cny, cost_breakdown=cost.breakdown)
-    hidden["alipay"] = alipay
-    return response
-
-
-def _record_stream(logging_obj: Any, fields: dict[str, Any], cost: Cost) -> None:
-    """A stream's Alipay fields and CNY cost, where callbacks (the ledger) read them: the call's logging
-    details, which LiteLLM hands every success callback as ``kwargs`` — never the client's stream."""
-    details = getattr(logging_obj, "model_call_details", None)
-    if isinstance(details, dict):
-        details["alipay"] = {**fields, "cost_cny": cost.cny, "cost_breakdown": cost.breakdown}
+    """Before anything is built or sent: a request residency forbids never reaches the gateway. Fails
+    closed: guarded regions with no guard plugged in refuse every call rather than send unguarded."""
+    if settings.residency_regions and "residency_regions" not in PRE_SEND_CHECKS:
+        raise ConfigurationError("residency_regions", "is set but the residency guard is not installed: "
+                                 "use litellm_alipay.register() (or litellm_alipay.ops.install())")
+    for check in PRE_SEND_CHECKS.values():
+        check(settings, litellm_params)
 
 
 def _seconds(timeout: Any) -> float | None:
@@ -443,24 +392,23 @@ def _seconds(timeout: Any) -> float | None:
 
 @contextlib.contextmanager
 def _holding(held: ActionClaim | None, model: str) -> Iterator[None]:
-    """Claim the action key for this app around the call; give it back if nothing was sent."""
+    """``_aholding`` driven from sync (``transport/sync_driver.py``): one claim-and-give-back implementation."""
     if held is None:
         yield
         return
-    try:
-        ledger.claim(held)
-    except AlipayError as exc:
-        raise local_error(exc, model=model, provider=PROVIDER) from None
+    manager = _aholding(held, model)
+    SYNC.run(manager.__aenter__())
     try:
         yield
     except BaseException as exc:
-        if getattr(exc, "alipay_code", None) in UNSENT_CODES:
-            ledger.release(held)
+        SYNC.run(manager.__aexit__(type(exc), exc, exc.__traceback__))
         raise
+    SYNC.run(manager.__aexit__(None, None, None))
 
 
 @contextlib.asynccontextmanager
 async def _aholding(held: ActionClaim | None, model: str) -> AsyncIterator[None]:
+    """Claim the action key for this app around the call; give it back if nothing was sent."""
     if held is None:
         yield
         return

@@ -12,17 +12,16 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from . import protocol
+from .billing.pricing import DEFAULT_TIERS, PricingConfig
 from .errors import ConfigurationError
-from .pricing import DEFAULT_TIERS, PricingConfig
-from .residency import DEFAULT_CONSENT_KEY, DEFAULT_METADATA_KEY, metadata_key, parse_regions
 from .resilience.limiter import DEFAULT_GUARD
-from .signing import (
+from .wire import protocol
+from .wire.signing import (
     SIGN_TYPES,
     CertKeyRing,
     PrivateKey,
@@ -96,8 +95,13 @@ SECRET_SETTINGS = frozenset({
 #: How many distinct deployments' settings (and gateways) are kept; least recently used go first.
 CACHE_SIZE = 256
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+#: The one set of words read as "true" (settings, residency consent) and as "false".
+TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+_TRUE, _FALSE = TRUE_WORDS, FALSE_WORDS
+#: Residency settings' defaults: the metadata keys naming the user's region and their consent.
+DEFAULT_METADATA_KEY = "user_region"
+DEFAULT_CONSENT_KEY = "alipay_consent"
 
 
 _PATH_SUFFIXES = (".pem", ".txt", ".key", ".crt", ".cer", ".der")
@@ -109,7 +113,7 @@ def _looks_like_path(text: str) -> bool:
         text.startswith(("/", "~", "./", "../")) or text.lower().endswith(_PATH_SUFFIXES))
 
 
-def _read_key_text(name: str, value: str) -> str:
+def read_key_text(name: str, value: str) -> str:
     """The key text itself, reading ``value`` as a file path when it names an existing file; a value that
     looks like a path to no file says so (with the path, which is no secret), not "not PEM"."""
     text = value.strip()
@@ -127,7 +131,7 @@ def _read_key_text(name: str, value: str) -> str:
     return text
 
 
-def _bool(name: str, value: Any) -> bool:
+def parse_bool(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -138,7 +142,7 @@ def _bool(name: str, value: Any) -> bool:
     raise ConfigurationError(name, f"must be true or false, got {value!r}")
 
 
-def _number(name: str, value: Any, kind: type, minimum: float) -> Any:
+def parse_number(name: str, value: Any, kind: type, minimum: float) -> Any:
     try:
         number = kind(value)
     except (TypeError, ValueError):
@@ -146,6 +150,37 @@ def _number(name: str, value: Any, kind: type, minimum: float) -> Any:
     if number < minimum:
         raise ConfigurationError(name, f"must be at least {minimum}, got {value!r}")
     return number
+
+
+def normalize_region(region: Any) -> str:
+    """``" us-ca "`` → ``"US-CA"``: region codes compare case- and space-insensitively."""
+    return str(region).strip().upper()
+
+
+def parse_regions(value: Any) -> frozenset[str]:
+    """Guarded regions (``residency_regions``) from a list or a comma-separated string; blank means none."""
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        items: Iterable[Any] = value.split(",")
+    elif isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
+        items = value
+    else:
+        raise ConfigurationError("residency_regions", f"must be a list or a comma-separated string, got {value!r}")
+    regions = frozenset(normalize_region(item) for item in items if str(item).strip())
+    for region in regions:
+        if not region.replace("-", "").replace("_", "").isalnum():
+            raise ConfigurationError("residency_regions", f"{region!r} is not a region code such as EU or US-CA")
+    return regions
+
+
+def metadata_key(name: str, value: Any, default: str) -> str:
+    """A metadata key setting: a non-blank string, else the default."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    if not isinstance(value, str):
+        raise ConfigurationError(name, f"must be a metadata key (a string), got {value!r}")
+    return value.strip()
 
 
 @dataclass(frozen=True, repr=False)
@@ -212,7 +247,7 @@ class AlipaySettings:
         return self.alipay_public_key
 
 
-def _raw(name: str, given: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+def raw_value(name: str, given: Mapping[str, Any], env: Mapping[str, str]) -> Any:
     value = given.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         value = env.get(ENV[name]) if name in ENV else None
@@ -222,7 +257,7 @@ def _raw(name: str, given: Mapping[str, Any], env: Mapping[str, str]) -> Any:
 def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = None) -> AlipaySettings:
     """Validate one deployment's settings; every error names the setting at fault."""
     env = os.environ if env is None else env
-    raw = {name: _raw(name, given, env) for name in ENV}
+    raw = {name: raw_value(name, given, env) for name in ENV}
 
     app_id = raw["app_id"]
     if not app_id or not str(app_id).strip():
@@ -236,7 +271,7 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
         raise ConfigurationError(
             "app_private_key", "is required (deployment setting, api_key or ALIPAY_APP_PRIVATE_KEY)"
         )
-    private_key = load_private_key(_read_key_text("app_private_key", str(private_text)), "app_private_key")
+    private_key = load_private_key(read_key_text("app_private_key", str(private_text)), "app_private_key")
 
     sign_type = str(raw["sign_type"] or "RSA2").upper()
     if sign_type not in ("RSA2", "RSA"):
@@ -254,7 +289,7 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
         raise ConfigurationError("encrypt_key", "AES content encryption is defined for protocol v2 only (A9); "
                                  "use protocol: v2 with encrypt_key, or drop encrypt_key for v3")
 
-    sandbox = _bool("sandbox", raw["sandbox"] or False)
+    sandbox = parse_bool("sandbox", raw["sandbox"] or False)
     gateway_url = str(raw["api_base"] or (protocol.SANDBOX_URL if sandbox else protocol.PRODUCTION_URL))
     parts = urlsplit(gateway_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -262,18 +297,18 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
     if proto == "v2" and not parts.path.endswith("gateway.do"):
         raise ConfigurationError("api_base", "must end in /gateway.do for the v2 protocol")
 
-    verify = _bool("verify_response", raw["verify_response"] if raw["verify_response"] is not None else True)
+    verify = parse_bool("verify_response", raw["verify_response"] if raw["verify_response"] is not None else True)
     public_key = cert_ring = app_sn = root_sn = None
     if raw["app_cert"] or raw["alipay_public_cert"] or raw["alipay_root_cert"]:
         for name in ("app_cert", "alipay_public_cert", "alipay_root_cert"):
             if not raw[name]:
                 raise ConfigurationError(name, "is required in certificate mode (all three certificates)")
-        app_sn = cert_sn(_read_key_text("app_cert", str(raw["app_cert"])))
-        root_sn = root_cert_sn(_read_key_text("alipay_root_cert", str(raw["alipay_root_cert"])))
-        cert_ring = CertKeyRing([_read_key_text("alipay_public_cert", str(raw["alipay_public_cert"]))])
+        app_sn = cert_sn(read_key_text("app_cert", str(raw["app_cert"])))
+        root_sn = root_cert_sn(read_key_text("alipay_root_cert", str(raw["alipay_root_cert"])))
+        cert_ring = CertKeyRing([read_key_text("alipay_public_cert", str(raw["alipay_public_cert"]))])
     elif raw["alipay_public_key"]:
         public_key = load_public_key(
-            _read_key_text("alipay_public_key", str(raw["alipay_public_key"])), "alipay_public_key"
+            read_key_text("alipay_public_key", str(raw["alipay_public_key"])), "alipay_public_key"
         )
     elif verify:
         raise ConfigurationError(
@@ -287,10 +322,10 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
         raise ConfigurationError("transport", "must be aiohttp or httpx")
 
     def opt_rate(name: str) -> int | None:
-        return None if raw[name] in (None, "") else _number(name, raw[name], int, 1)
+        return None if raw[name] in (None, "") else parse_number(name, raw[name], int, 1)
 
     guard_raw = raw["rate_limit_guard"]
-    guard = DEFAULT_GUARD if guard_raw in (None, "") else _number("rate_limit_guard", guard_raw, float, 0)
+    guard = DEFAULT_GUARD if guard_raw in (None, "") else parse_number("rate_limit_guard", guard_raw, float, 0)
     if not math.isfinite(guard):  # nan passes the minimum check; inf would book nothing ever again
         raise ConfigurationError("rate_limit_guard", f"must be a finite number of seconds, got {guard!r}")
 
@@ -309,20 +344,20 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
         app_auth_token=str(raw["app_auth_token"]) if raw["app_auth_token"] else None,
         encrypt_key=str(raw["encrypt_key"]) if raw["encrypt_key"] else None,
         verify_response=verify,
-        read_timeout=_number("read_timeout", raw["read_timeout"] or 15.0, float, 0.001),
-        stream_timeout=_number("stream_timeout", raw["stream_timeout"] or 300.0, float, 0.001),
-        connect_timeout=_number("connect_timeout", raw["connect_timeout"] or 5.0, float, 0.001),
-        pool_size=_number("pool_size", raw["pool_size"] or 30, int, 1),
-        http2=_bool("http2", raw["http2"] or False),
+        read_timeout=parse_number("read_timeout", raw["read_timeout"] or 15.0, float, 0.001),
+        stream_timeout=parse_number("stream_timeout", raw["stream_timeout"] or 300.0, float, 0.001),
+        connect_timeout=parse_number("connect_timeout", raw["connect_timeout"] or 5.0, float, 0.001),
+        pool_size=parse_number("pool_size", raw["pool_size"] or 30, int, 1),
+        http2=parse_bool("http2", raw["http2"] or False),
         transport=transport,
         ssl_verify=_ssl_verify(raw["ssl_verify"]),
         redis_url=_redis_url(given, raw["redis_url"], raw["redis_password"]),
         rate_limit_per_second=opt_rate("rate_limit_per_second"),
         rate_limit_per_minute=opt_rate("rate_limit_per_minute"),
         rate_limit_guard=guard,
-        breaker_threshold=_number("breaker_threshold", raw["breaker_threshold"] or 3, int, 1),
-        breaker_window=_number("breaker_window", raw["breaker_window"] or 300.0, float, 0.001),
-        breaker_cooldown=_number("breaker_cooldown", raw["breaker_cooldown"] or 30.0, float, 0.001),
+        breaker_threshold=parse_number("breaker_threshold", raw["breaker_threshold"] or 3, int, 1),
+        breaker_window=parse_number("breaker_window", raw["breaker_window"] or 300.0, float, 0.001),
+        breaker_cooldown=parse_number("breaker_cooldown", raw["breaker_cooldown"] or 30.0, float, 0.001),
         pricing_scheme=pricing.scheme,
         price_per_request_cny=pricing.price_per_request_cny,
         price_input_per_million_cny=pricing.price_input_per_million_cny,
@@ -334,7 +369,7 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
                                             DEFAULT_METADATA_KEY),
         residency_consent_key=metadata_key("residency_consent_key", raw["residency_consent_key"],
                                            DEFAULT_CONSENT_KEY),
-        log_payloads=_bool("log_payloads", raw["log_payloads"] or False),
+        log_payloads=parse_bool("log_payloads", raw["log_payloads"] or False),
     )
 
 
@@ -346,7 +381,7 @@ def _ssl_verify(value: Any) -> bool | str | None:
         return value
     text = str(value).strip()
     if text.lower() in _TRUE | _FALSE:
-        return _bool("ssl_verify", text)
+        return parse_bool("ssl_verify", text)
     path = os.path.expanduser(text)
     if not os.path.isfile(path):
         raise ConfigurationError(

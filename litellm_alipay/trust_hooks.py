@@ -21,9 +21,7 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 
 from . import trust
-from .errors import AlipayError
-
-PROVIDER = "alipay"
+from .errors import PROVIDER, AlipayError
 
 
 def _is_alipay(kwargs: dict[str, Any]) -> bool:

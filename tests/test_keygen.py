@@ -6,7 +6,7 @@ from alipay.aop.api.util.SignatureUtils import sign_with_rsa2
 
 from litellm_alipay.cli import main
 from litellm_alipay.keygen import FILES
-from litellm_alipay.signing import (
+from litellm_alipay.wire.signing import (
     build_sign_content,
     check_key_pair,
     load_private_key,

@@ -33,7 +33,7 @@ from litellm.types.utils import GenericStreamingChunk, ModelResponse
 
 from ..errors import ConfigurationError, ReadTimeoutError, local_error
 from ..payments.policy import ACTIONS, POLICY_ENV, READ_ONLY
-from ..pricing import Cost, PricingConfig, action_fees
+from ..billing.pricing import Cost, PricingConfig, action_fees
 from ..transforms import ant_ling as shapes
 from ._sync import SYNC
 

@@ -7,7 +7,7 @@ when configured), the same transports, the same error tree and the same cost rep
 (``_hidden_params["response_cost"]`` in USD with CNY beside it). No signing: Ant Ling takes an API key.
 
 The request/response shapes are pure functions; the behaviour is written once, async, and the sync path
-drives it on a background loop (``_sync.py``).
+drives it on a background loop (``transport/sync_driver.py``).
 """
 
 from __future__ import annotations
@@ -22,19 +22,19 @@ from typing import Any
 import litellm
 from litellm.types.utils import ModelResponse
 
-from .. import protocol
+from ..billing.carry import StreamTally, with_cost
+from ..billing.pricing import Cost
 from ..catalogue import ModelSpec, ant_ling_spec
-from ..errors import AlipayError, ProtocolError, ReadTimeoutError, local_error
-from ..guards import Guards, deadline_after
-from ..pricing import Cost
+from ..errors import PROVIDER, AlipayError, ProtocolError, ReadTimeoutError, local_error
 from ..resilience.adaptive import get_pacer
+from ..resilience.guards import Guards, deadline_after
 from ..transforms import ant_ling as shapes
-from ..transport import HttpRequest, HttpResponse, async_transport
-from ._sync import SYNC
+from ..transport.http import HttpRequest, HttpResponse, async_transport
+from ..transport.sync_driver import SYNC
+from ..wire import protocol
 from .ant_ling_settings import AntLingSettings
 
 logger = logging.getLogger("litellm_alipay")
-PROVIDER = "alipay"
 _M = 1_000_000
 
 
@@ -246,10 +246,8 @@ class AntLing:
 
     async def astreaming(self, backend: AntLingBackend, request: dict[str, Any], *, model: str, messages: list,
                          drop_params: bool, timeout: float | None) -> AsyncIterator[Any]:
-        from ..provider import _StreamTally
-
         spec, body = self._body(model, messages, request, drop_params, stream=True)
-        transformer, tally = shapes.AntLingStream(model), _StreamTally()
+        transformer, tally = shapes.AntLingStream(model), StreamTally()
         async for chunk in backend.astream(body, model, self._tenant(backend, request, model), timeout):
             for out in tally.release(transformer.all_chunks(chunk), chunk):  # type: ignore[arg-type]
                 yield out
@@ -265,9 +263,7 @@ class AntLing:
 
 
 def _priced(response: ModelResponse, cost: Cost) -> ModelResponse:
-    from ..provider import _with_cost
-
-    return _with_cost(response, cost)
+    return with_cost(response, cost)
 
 
 ANT_LING = AntLing()

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError
 from ..resilience.limiter import DEFAULT_GUARD
-from ..settings import BACKEND_SETTING_NAMES, _bool, _number
+from ..settings import BACKEND_SETTING_NAMES, parse_bool, parse_number
 
 DEFAULT_API_BASE = "https://api.ant-ling.com/v1"
 API_KEY_ENV = "ANT_LING_API_KEY"
@@ -87,7 +87,7 @@ def _raw(name: str, given: Mapping[str, Any]) -> Any:
 def _price(name: str, value: Any) -> float | None:
     if value is None:
         return None
-    number = _number(name, value, float, 0)
+    number = parse_number(name, value, float, 0)
     if not math.isfinite(number):
         raise ConfigurationError(name, f"must be a finite number of USD per million tokens, got {value!r}")
     return number
@@ -114,10 +114,10 @@ def build_ant_ling_settings(given: Mapping[str, Any], env: Mapping[str, str] | N
         raise ConfigurationError("transport", "must be aiohttp or httpx")
 
     def opt_int(name: str) -> int | None:
-        return None if raw[name] is None else _number(name, raw[name], int, 1)
+        return None if raw[name] is None else parse_number(name, raw[name], int, 1)
 
     def num(name: str, default: float, minimum: float = 0.001) -> float:
-        value = default if raw[name] is None else _number(name, raw[name], float, minimum)
+        value = default if raw[name] is None else parse_number(name, raw[name], float, minimum)
         if not math.isfinite(value):
             raise ConfigurationError(name, f"must be a finite number, got {raw[name]!r}")
         return value
@@ -132,7 +132,7 @@ def build_ant_ling_settings(given: Mapping[str, Any], env: Mapping[str, str] | N
         connect_timeout=num("connect_timeout", 5.0),
         pool_size=int(num("pool_size", 30, 1)),
         transport=transport,
-        http2=_bool("http2", raw["http2"] or False),
+        http2=parse_bool("http2", raw["http2"] or False),
         redis_url=str(raw["redis_url"]) if raw["redis_url"] else None,
         rate_limit_per_second=opt_int("rate_limit_per_second"),
         rate_limit_per_minute=opt_int("rate_limit_per_minute"),

@@ -34,8 +34,8 @@ from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .. import protocol
 from ..errors import ConfigurationError
+from ..wire import protocol
 from .ant_ling import AntLingRoute
 from .config import EmulatorConfig, check_admin_exposure, parse_faults
 from .core import Emulator, dumps

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..signing import (
+from ..wire.signing import (
     PrivateKey,
     PublicKey,
     cert_sn,

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .. import protocol
 from ..payments import wire as payment_wire
-from ..signing import rsa_sign
+from ..wire import protocol
+from ..wire.signing import rsa_sign
 from . import model
 from .config import EmulatorConfig
 from .faults import FaultInjector

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from ..signing import generate_private_key
+from ..wire.signing import generate_private_key
 
 DEMO_APP_ID = "2021000000000001"
 DEMO_CERT_APP_ID = "2021000000000002"

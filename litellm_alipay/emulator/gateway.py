@@ -16,10 +16,10 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
-from .. import protocol
 from ..errors import SignatureError
 from ..payments import wire as payment_wire
-from ..signing import BEIJING, aes_decrypt, aes_encrypt, parse_beijing_timestamp, verify_params
+from ..wire import protocol
+from ..wire.signing import BEIJING, aes_decrypt, aes_encrypt, parse_beijing_timestamp, verify_params
 from .config import AppConfig, FaultRule
 from .core import KNOWN_METHODS, Emulator, Refusal, dumps, invalid
 from .responses import EventStreamResponse, RawResponse, plain, sleep_unless_disconnected

@@ -78,7 +78,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from ..schema_prompt import schema_in_messages
+from ..wire.schema_prompt import schema_in_messages
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 FEE_RATE = Decimal("0.006")
@@ -158,13 +158,19 @@ def prompt_text(message: Mapping[str, Any]) -> str:
     )
 
 
-def validate_chat(biz: Any) -> tuple[str, list[Mapping[str, Any]]]:
-    """``(model, messages)`` of a well-formed B1 request, else ``InvalidRequest``."""
+def _model_of(biz: Any) -> str:
+    """The ``model`` of a ``biz_content`` object, else ``InvalidRequest``."""
     if not isinstance(biz, Mapping):
         raise InvalidRequest("biz_content must be a JSON object")
     model = biz.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("model is required")
+    return model
+
+
+def validate_chat(biz: Any) -> tuple[str, list[Mapping[str, Any]]]:
+    """``(model, messages)`` of a well-formed B1 request, else ``InvalidRequest``."""
+    model = _model_of(biz)
     messages = biz.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("messages must be a non-empty array")
@@ -423,11 +429,7 @@ def _usage(prompt: int, completion: int, input_chars: int, output_chars: int) ->
 
 # ------------------------------------------------------------------------------------------- embed
 def validate_embed(biz: Any) -> tuple[str, list[str], int | None]:
-    if not isinstance(biz, Mapping):
-        raise InvalidRequest("biz_content must be a JSON object")
-    model = biz.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("model is required")
+    model = _model_of(biz)
     texts = biz.get("input")
     if isinstance(texts, str):
         texts = [texts]

@@ -53,7 +53,7 @@ def build_config(args: argparse.Namespace) -> tuple[EmulatorConfig, dict[str, st
     settings: dict[str, str] = {}
     base: EmulatorConfig | None = None
     if args.demo:
-        from ..signing import load_private_key
+        from ..wire.signing import load_private_key
         from .demo_keys import DEMO_APP_ID, DEMO_CERT_APP_ID, write_demo_keys
 
         keys = write_demo_keys(args.keys_dir or tempfile.mkdtemp(prefix="alipay-emulator-"))

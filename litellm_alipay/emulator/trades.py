@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ..payments import wire
-from ..signing import BEIJING, PrivateKey
+from ..wire.signing import BEIJING, PrivateKey
 
 #: Alipay's resend schedule after the first attempt (seconds): 4m, 10m, 10m, 1h, 2h, 6h, 15h.
 NOTIFY_SCHEDULE = (240, 600, 600, 3600, 7200, 21600, 54000)

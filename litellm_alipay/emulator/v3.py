@@ -14,8 +14,8 @@ from typing import Any
 
 from starlette.requests import Request
 
-from .. import protocol
-from ..signing import parse_v3_authorization, rsa_verify, v3_response_signature, v3_sign_content
+from ..wire import protocol
+from ..wire.signing import parse_v3_authorization, rsa_verify, v3_response_signature, v3_sign_content
 from .config import AppConfig, FaultRule
 from .core import Emulator, Refusal, dumps
 from .responses import EventStreamResponse, RawResponse, plain, sleep_unless_disconnected

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError, redact
-from ..signing import BEIJING
+from ..wire.signing import BEIJING
 
 _SECRET_ARGS = frozenset({"sign", "idempotency_key", "confirmation_token", "auth_code", "api_key"})
 

@@ -15,13 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import protocol
+from ..backends.gateway import Gateway
 from ..errors import AlipayError, ConfigurationError, SignatureError, TransportError
-from ..gateway import Gateway
-from ..guards import remaining
+from ..resilience.guards import remaining
 from ..settings import AlipaySettings
-from ..signing import aes_decrypt, verify_response
-from ..transport import async_transport
+from ..transport.http import async_transport
+from ..wire import protocol
+from ..wire.signing import aes_decrypt, verify_response
 from . import wire
 from ._sync import run_sync
 from .classify import Classified, ResultClass, classify, unknown_outcome

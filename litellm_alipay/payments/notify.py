@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ..errors import AlipayError
-from ..signing import KeyText, PublicKey, load_public_key
+from ..wire.signing import KeyText, PublicKey, load_public_key
 from . import wire
 from ._sync import run_sync
 from .audit import AuditLog
@@ -184,7 +184,7 @@ def notify_app(verifier: NotifyVerifier) -> Callable[..., Awaitable[None]]:
 
 
 async def _lifespan(receive: Callable, send: Callable) -> None:
-    from ..transport import aclose_loop_transports
+    from ..transport.http import aclose_loop_transports
 
     while True:
         message = await receive()

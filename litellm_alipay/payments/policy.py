@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import AlipayError, ConfigurationError
-from ..signing import BEIJING
+from ..wire.signing import BEIJING
 from . import wire
 from .store import SharedStore
 

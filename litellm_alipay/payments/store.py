@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
-from ..resilience._redis import LuaScript, RedisClients
+from ..resilience.redis_clients import LuaScript, RedisClients
 
 _ADD_WITHIN = LuaScript(
     "local cur = tonumber(redis.call('GET', KEYS[1]) or '0')\n"

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from ..errors import ConfigurationError
-from ..signing import KeyText, PrivateKey, PublicKey, build_sign_content, rsa_sign, rsa_verify
+from ..wire.signing import KeyText, PrivateKey, PublicKey, build_sign_content, rsa_sign, rsa_verify
 
 QUERY = "alipay.trade.query"
 REFUND = "alipay.trade.refund"

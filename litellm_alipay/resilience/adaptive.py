@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import QuotaExceededError
-from ._redis import LuaScript, RedisClients, server_time_us_lua
+from .redis_clients import LuaScript, RedisClients, server_time_us_lua
 
 WINDOW = 5.0  # seconds over which the send rate is measured
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CircuitOpenError, ConfigurationError
-from ._redis import LuaScript, RedisClients, server_time_us_lua
+from .redis_clients import LuaScript, RedisClients, server_time_us_lua
 
 CLOSED = "closed"
 OPEN = "open"

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigurationError, QuotaExceededError
-from ._redis import LuaScript, RedisClients, server_time_us_lua
+from .redis_clients import LuaScript, RedisClients, server_time_us_lua
 
 US = 1_000_000
 SECOND_US = US

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from ._redis import RedisClients
+from .redis_clients import RedisClients
 
 log = logging.getLogger("litellm_alipay")
 _PREFIX = "litellm_alipay:tok:"

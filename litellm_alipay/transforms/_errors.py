@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import litellm
 
-PROVIDER = "alipay"
+from ..errors import PROVIDER
 
 
 def bad_request(model: str, message: str) -> litellm.BadRequestError:

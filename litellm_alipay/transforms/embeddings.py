@@ -11,7 +11,7 @@ from typing import Any
 
 from litellm.types.utils import EmbeddingResponse, Usage
 
-from ..protocol import EMBED_BATCH
+from ..wire.protocol import EMBED_BATCH
 from ._errors import bad_request
 from .params import embed_params
 

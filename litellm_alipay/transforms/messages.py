@@ -82,9 +82,14 @@ def _text(model: str, path: str, part: Mapping[str, Any]) -> str:
 def _content(model: str, path: str, content: Any) -> str | list[dict[str, Any]]:
     if isinstance(content, str):
         return content
-    if not isinstance(content, list):
-        raise bad_request(model, f"{path} must be a string or a list of parts")
-    return [_part(model, f"{path}[{j}]", part) for j, part in enumerate(content)]
+    return _each(model, path, content, _part, "a string or a list of parts")
+
+
+def _each(model: str, path: str, items: Any, convert: Any, what: str) -> list[dict[str, Any]]:
+    """Each item of a list converted (its index in the path of any error), or the error naming ``what``."""
+    if not isinstance(items, list):
+        raise bad_request(model, f"{path} must be {what}")
+    return [convert(model, f"{path}[{i}]", item) for i, item in enumerate(items)]
 
 
 def _part(model: str, path: str, part: Any) -> dict[str, Any]:
@@ -152,9 +157,7 @@ def _audio(model: str, path: str, value: Any) -> dict[str, Any]:
 
 
 def _tool_calls(model: str, path: str, calls: Any) -> list[dict[str, Any]]:
-    if not isinstance(calls, list):
-        raise bad_request(model, f"{path} must be a list")
-    return [_tool_call(model, f"{path}[{k}]", call) for k, call in enumerate(calls)]
+    return _each(model, path, calls, _tool_call, "a list")
 
 
 def _tool_call(model: str, path: str, call: Any) -> dict[str, Any]:

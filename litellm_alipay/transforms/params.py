@@ -13,19 +13,20 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from litellm.types.utils import all_litellm_params
+
 from ._errors import bad_request, unsupported
 
-#: Keys LiteLLM (or the OpenAI SDK) may leave in ``optional_params`` that are not request parameters.
-LITELLM_INTERNAL_PARAMS = frozenset({
-    "max_retries", "num_retries", "stream_options", "timeout", "request_timeout", "extra_headers",
-    "extra_query", "extra_body", "metadata", "litellm_metadata", "mock_response", "api_base", "api_key",
-    "api_version", "base_url", "custom_llm_provider", "litellm_call_id", "litellm_logging_obj",
-    "drop_params", "additional_drop_params", "allowed_openai_params", "proxy_server_request",
-    "model_info", "client", "headers", "caching", "cache", "no-log", "tags", "litellm_trace_id",
-    "litellm_session_id", "fallbacks", "context_window_fallback_dict", "input_cost_per_token",
-    "output_cost_per_token", "input_cost_per_second", "output_cost_per_second", "max_budget",
-    "budget_duration", "use_in_pass_through", "merge_reasoning_content_in_choices",
+#: Request options of the OpenAI SDK's surface that LiteLLM passes along but does not list among its
+#: own parameters (``all_litellm_params``, checked on 1.108.7 and 1.110.x): they shape the HTTP call, not
+#: the request.
+SDK_REQUEST_OPTIONS = frozenset({
+    "timeout", "extra_headers", "extra_query", "extra_body", "stream_options", "base_url", "drop_params",
+    "additional_drop_params",
 })
+#: Keys LiteLLM (or the OpenAI SDK) may leave in ``optional_params`` that are not request parameters:
+#: LiteLLM's own list, so its next internal keyword is known here the day it ships.
+LITELLM_INTERNAL_PARAMS = frozenset(all_litellm_params) | SDK_REQUEST_OPTIONS
 
 #: OpenAI parameters Alipay has no equivalent for, with the values that are no-ops (accepted silently).
 #: ``parallel_tool_calls=True`` is OpenAI's default and what the gateway does anyway (``tool_calls`` is

@@ -21,7 +21,7 @@ from typing import Any
 
 import jsonschema
 
-from ..schema_prompt import instruction, read_instruction
+from ..wire.schema_prompt import instruction, read_instruction
 from ._errors import PROVIDER, bad_request
 
 

@@ -10,7 +10,7 @@ from collections import Counter
 import litellm
 import openai
 
-from litellm_alipay.shadow import ShadowTraffic, replay_request
+from litellm_alipay.ops.shadow import ShadowTraffic, replay_request
 
 from .configs import router_from_config
 from .proxy_process import MASTER_KEY, ROOT, ProxyProcess

@@ -190,7 +190,7 @@ async def test_chaos_every_request_ends_typed_and_actions_run_once(deployment, a
     patterns = _secret_patterns(deployment)
     leaks = [p.pattern[:40] for p in patterns if p.search(logged)]
     # The patterns do catch the real things: a signed request, and the key file itself.
-    from litellm_alipay.gateway import Gateway
+    from litellm_alipay.backends.gateway import Gateway
     from litellm_alipay.settings import settings_for
 
     signed, _ = Gateway(settings_for(deployment)).build_request("alipay.cloud.ai.chat", {"q": 1})

@@ -7,8 +7,8 @@ import litellm
 import openai
 import pytest
 
-from litellm_alipay.diagnosis import STREAK
-from litellm_alipay.signing import generate_private_key, private_key_forms
+from litellm_alipay.backends.diagnosis import STREAK
+from litellm_alipay.wire.signing import generate_private_key, private_key_forms
 
 from .proxy_process import ROOT, ProxyProcess, openai_client, proxy_env
 

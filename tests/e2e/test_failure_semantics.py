@@ -13,7 +13,7 @@ import pytest
 from litellm.exceptions import MidStreamFallbackError
 
 from litellm_alipay.emulator.redis_server import RedisServer
-from litellm_alipay.guards import Guards
+from litellm_alipay.resilience.guards import Guards
 from litellm_alipay.settings import settings_for
 
 ASK = [{"role": "user", "content": "hello"}]

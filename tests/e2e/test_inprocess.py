@@ -130,7 +130,7 @@ def test_stream_without_valid_sign_event_raises(deployment, alipay_emulator, kin
 
 
 def test_wrong_key_is_an_authentication_error(deployment, alipay_emulator):
-    from litellm_alipay.signing import generate_private_key, private_key_forms
+    from litellm_alipay.wire.signing import generate_private_key, private_key_forms
 
     wrong = {**deployment, "app_private_key": private_key_forms(generate_private_key())["private_pkcs8"]}
     with pytest.raises(litellm.AuthenticationError) as info:

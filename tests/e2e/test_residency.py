@@ -8,7 +8,7 @@ import pytest
 
 from litellm_alipay import residency
 from litellm_alipay.errors import DataResidencyError
-from litellm_alipay.guardrails import card_numbers, violation
+from litellm_alipay.ops.guardrails import card_numbers, violation
 
 from .proxy_process import ROOT, ProxyProcess, openai_client, proxy_env
 

@@ -68,7 +68,7 @@ def test_half_open_breaker_lets_one_trial_through_and_closes_on_success(deployme
     for _ in range(3):
         with pytest.raises(litellm.ServiceUnavailableError):
             litellm.completion(model="alipay/ant-fin-chat", messages=ASK, **fast)
-    from litellm_alipay.guards import Guards
+    from litellm_alipay.resilience.guards import Guards
     from litellm_alipay.settings import settings_for
 
     guards = Guards(settings_for(fast))
@@ -198,7 +198,7 @@ def _serve_http_in_thread(close_first_after_response: threading.Event):
 async def test_kept_alive_connection_closed_by_the_gateway_is_never_written_to():
     """The idle-close race: the gateway closed a pooled connection but the event loop has not noticed.
     The request must go out on a fresh connection, with no byte sent on the dead one."""
-    from litellm_alipay.transport import AiohttpTransport, HttpRequest
+    from litellm_alipay.transport.http import AiohttpTransport, HttpRequest
 
     closed = threading.Event()
     port, seen, thread = _serve_http_in_thread(closed)
@@ -218,7 +218,7 @@ async def test_kept_alive_connection_closed_by_the_gateway_is_never_written_to()
 async def test_connection_dropped_after_the_request_went_out_is_not_retried_by_us():
     """A clean close after the gateway read the request: it may have acted, so it is the Router's call."""
     from litellm_alipay.errors import ConnectionDroppedError
-    from litellm_alipay.transport import AiohttpTransport, HttpRequest
+    from litellm_alipay.transport.http import AiohttpTransport, HttpRequest
 
     served = []
 

@@ -280,7 +280,7 @@ async def test_a_refusal_before_sending_releases_the_claim_for_another_app(alipa
     import litellm
 
     from litellm_alipay import register
-    from litellm_alipay.guards import Guards
+    from litellm_alipay.resilience.guards import Guards
     from litellm_alipay.settings import settings_for
 
     register()

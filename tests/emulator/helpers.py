@@ -1,4 +1,4 @@
-"""Client side of the tests: requests built and signed with litellm_alipay.protocol + signing, and
+"""Client side of the tests: requests built and signed with litellm_alipay.wire.protocol + signing, and
 responses checked with verify_response, so the protocol code runs in both directions."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from litellm_alipay import protocol
 from litellm_alipay.emulator.process import EmulatorProcess
-from litellm_alipay.signing import (
+from litellm_alipay.wire import protocol
+from litellm_alipay.wire.signing import (
     CertKeyRing,
     cert_sn,
     load_private_key,

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from litellm_alipay import protocol
-from litellm_alipay.signing import rsa_verify
+from litellm_alipay.wire import protocol
+from litellm_alipay.wire.signing import rsa_verify
 
 
 def read_stream(resp: httpx.Response) -> tuple[list[protocol.SSEEvent], bool]:

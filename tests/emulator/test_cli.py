@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from litellm_alipay.signing import generate_private_key, private_key_forms
+from litellm_alipay.wire.signing import generate_private_key, private_key_forms
 
 from .helpers import Client, chat_biz
 

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from litellm_alipay import protocol
 from litellm_alipay.emulator.process import EmulatorProcess
-from litellm_alipay.signing import BEIJING, beijing_timestamp, generate_private_key
+from litellm_alipay.wire import protocol
+from litellm_alipay.wire.signing import BEIJING, beijing_timestamp, generate_private_key
 
 from .helpers import CHAT, EMBED, Client, chat_biz
 

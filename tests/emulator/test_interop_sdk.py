@@ -20,9 +20,9 @@ from alipay.aop.api.AlipayClientConfig import AlipayClientConfig
 from alipay.aop.api.DefaultAlipayClient import DefaultAlipayClient
 from alipay.aop.api.util import WebUtils
 
-from litellm_alipay import protocol
 from litellm_alipay.emulator.process import EmulatorProcess
-from litellm_alipay.signing import (
+from litellm_alipay.wire import protocol
+from litellm_alipay.wire.signing import (
     generate_private_key,
     load_private_key,
     load_public_key,

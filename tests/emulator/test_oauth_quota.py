@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from litellm_alipay.emulator.process import EmulatorProcess
-from litellm_alipay.signing import generate_private_key, private_key_forms
+from litellm_alipay.wire.signing import generate_private_key, private_key_forms
 
 from .helpers import CHAT, OAUTH, Client, chat_biz
 

@@ -8,9 +8,9 @@ import time
 import httpx
 import pytest
 
-from litellm_alipay import protocol
 from litellm_alipay.emulator.process import EmulatorProcess
-from litellm_alipay.signing import (
+from litellm_alipay.wire import protocol
+from litellm_alipay.wire.signing import (
     cert_sn,
     generate_private_key,
     load_private_key,

@@ -21,7 +21,7 @@ _numbers = itertools.count(1)
 @pytest_asyncio.fixture(scope="package", loop_scope="session", autouse=True)
 async def _close_pooled_connections():
     """The session loop's pooled gateway connections are closed when these tests are done."""
-    from litellm_alipay.transport import aclose_loop_transports
+    from litellm_alipay.transport.http import aclose_loop_transports
 
     yield
     await aclose_loop_transports()

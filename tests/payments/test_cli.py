@@ -14,7 +14,7 @@ import httpx
 from litellm_alipay.cli import main
 from litellm_alipay.payments import wire
 from litellm_alipay.payments.audit import AuditLog, read_records
-from litellm_alipay.signing import load_private_key
+from litellm_alipay.wire.signing import load_private_key
 
 
 def _append(path: str, worker: int) -> None:

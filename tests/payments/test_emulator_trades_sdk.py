@@ -33,7 +33,7 @@ from alipay.aop.api.response.AlipayTradeQueryResponse import AlipayTradeQueryRes
 from alipay.aop.api.response.AlipayTradeRefundResponse import AlipayTradeRefundResponse
 
 from litellm_alipay.emulator.process import EmulatorProcess
-from litellm_alipay.signing import load_private_key, verify_params
+from litellm_alipay.wire.signing import load_private_key, verify_params
 
 
 def _refund(sdk, out_trade_no: str, amount, request_no: str | None = None) -> AlipayTradeRefundResponse:

@@ -23,7 +23,7 @@ from litellm_alipay.payments.notify import (
     parse_form,
     read_body,
 )
-from litellm_alipay.signing import generate_private_key, load_private_key
+from litellm_alipay.wire.signing import generate_private_key, load_private_key
 
 from .conftest import emulator_settings
 

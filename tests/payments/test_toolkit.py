@@ -261,7 +261,7 @@ def test_sync_driver_and_audit_lines(settings, trade, alipay_emulator, tmp_path)
 def test_page_and_wap_links_are_signed_without_a_server_call(settings, alipay_emulator) -> None:
     from urllib.parse import parse_qs, urlsplit
 
-    from litellm_alipay.signing import load_private_key, verify_params
+    from litellm_alipay.wire.signing import load_private_key, verify_params
 
     kit = _toolkit(settings)
     url = kit.payment_link(out_trade_no="web-1", total_amount=19.9, subject="书", return_url="https://shop/r")

@@ -8,7 +8,7 @@ from litellm_alipay.errors import ConfigurationError
 from litellm_alipay.payments import wire
 from litellm_alipay.payments.classify import SUB_CODES, ResultClass, classify
 from litellm_alipay.payments.idempotency import refund_request_no
-from litellm_alipay.signing import generate_private_key
+from litellm_alipay.wire.signing import generate_private_key
 
 
 @pytest.mark.parametrize(("given", "text"), [(12, "12.00"), (12.5, "12.50"), ("0.01", "0.01"), (" 7.1 ", "7.10"),

@@ -9,16 +9,15 @@ import httpx
 import litellm
 import pytest
 import respx
+from backends.test_gateway_http import ALIPAY_KEY, OK, URL, settings, signed_body
 
-from litellm_alipay import protocol
+from litellm_alipay.backends.gateway import Gateway
+from litellm_alipay.backends.gateway_stream import StreamVerifier
 from litellm_alipay.errors import ConfigurationError, ProtocolError
-from litellm_alipay.gateway import Gateway
-from litellm_alipay.guards import Guards
 from litellm_alipay.resilience.breaker import CLOSED, HALF_OPEN, OPEN, MemoryBreaker
-from litellm_alipay.signing import rsa_sign
-from litellm_alipay.streaming import StreamVerifier
-
-from .test_gateway_http import ALIPAY_KEY, OK, URL, settings, signed_body
+from litellm_alipay.resilience.guards import Guards
+from litellm_alipay.wire import protocol
+from litellm_alipay.wire.signing import rsa_sign
 
 ASK = {"model": "m", "messages": []}
 
@@ -54,7 +53,7 @@ def _signed_stream(datas: list[str]) -> protocol.SSEEvent:
 
 def test_bytes_after_the_sign_event_fail_the_stream():
     gateway, datas = Gateway(settings()), ['{"choices":[]}']
-    verifier, decoder = StreamVerifier(gateway, "m"), protocol.SSEDecoder()
+    verifier, decoder = StreamVerifier(gateway.settings, gateway.provider, "m"), protocol.SSEDecoder()
     verifier.accept(protocol.SSEEvent("message", datas[0]))
     verifier.accept(_signed_stream(datas))
     list(decoder.feed(b"data: {\"smuggled\": true}"))  # an unfinished event after the sign
@@ -65,11 +64,11 @@ def test_bytes_after_the_sign_event_fail_the_stream():
 def test_an_error_event_chooses_the_path_only_once_signed():
     gateway = Gateway(settings())
     error = json.dumps({"code": "40004", "sub_code": "AI.COMPLIANCE_REJECTED", "sub_msg": "no"})
-    unsigned = StreamVerifier(gateway, "m")
+    unsigned = StreamVerifier(gateway.settings, gateway.provider, "m")
     assert unsigned.accept(protocol.SSEEvent("error", error)) is None
     with pytest.raises(ProtocolError, match="never signed"):  # a 502, not a content-policy fallback
         unsigned.finish(protocol.SSEDecoder())
-    signed = StreamVerifier(gateway, "m")
+    signed = StreamVerifier(gateway.settings, gateway.provider, "m")
     signed.accept(protocol.SSEEvent("error", error))
     with pytest.raises(litellm.ContentPolicyViolationError):
         signed.accept(_signed_stream([error]))

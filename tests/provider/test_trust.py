@@ -9,18 +9,18 @@ import httpx
 import litellm
 import pytest
 import respx
+from backends.test_gateway_http import APP_KEY, URL, settings, signed_body
 
-from litellm_alipay import protocol, trust
 from litellm_alipay import settings as settings_module
+from litellm_alipay import trust
+from litellm_alipay.backends.gateway import Gateway
+from litellm_alipay.backends.user_auth import UserAuth
 from litellm_alipay.errors import ConfigurationError
-from litellm_alipay.gateway import Gateway
 from litellm_alipay.provider import AlipayLLM
 from litellm_alipay.resilience.tokens import UserToken
 from litellm_alipay.settings import CACHE_SIZE, build_settings, settings_for
-from litellm_alipay.transport import HttpRequest
-from litellm_alipay.user_auth import UserAuth
-
-from .test_gateway_http import APP_KEY, URL, settings, signed_body
+from litellm_alipay.transport.http import HttpRequest
+from litellm_alipay.wire import protocol
 
 
 # ------------------------------------------------------------------------------- settings and caches

@@ -21,7 +21,7 @@ import redis
 from resilience_helpers import FakeClock, max_in_window
 
 from litellm_alipay.errors import ConfigurationError, QuotaExceededError
-from litellm_alipay.guards import Guards
+from litellm_alipay.resilience.guards import Guards
 from litellm_alipay.resilience.limiter import (
     DEFAULT_GUARD,
     MINUTE_US,
@@ -32,7 +32,7 @@ from litellm_alipay.resilience.limiter import (
     get_limiter,
 )
 from litellm_alipay.settings import build_settings
-from litellm_alipay.signing import generate_private_key, private_key_forms
+from litellm_alipay.wire.signing import generate_private_key, private_key_forms
 
 REPO = Path(__file__).resolve().parents[2]
 GUARD_US = 100_000  # DEFAULT_GUARD in microseconds

@@ -6,8 +6,8 @@ import litellm
 import pytest
 from litellm.types.utils import EmbeddingResponse
 
-from litellm_alipay.protocol import EMBED_BATCH
 from litellm_alipay.transforms import MAX_INPUT_CHARS, embed_biz_contents, embedding_response
+from litellm_alipay.wire.protocol import EMBED_BATCH
 
 
 def test_single_string():

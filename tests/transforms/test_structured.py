@@ -8,8 +8,8 @@ import litellm
 import pytest
 
 from litellm_alipay.emulator.model import schema_instance
-from litellm_alipay.schema_prompt import INSTRUCTION_HEAD, schema_in_messages
 from litellm_alipay.transforms import chat_biz_content, check_structured
+from litellm_alipay.wire.schema_prompt import INSTRUCTION_HEAD, schema_in_messages
 
 SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
           "required": ["name", "age"], "additionalProperties": False}

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from litellm_alipay.transport import AiohttpTransport, HttpRequest, HttpxTransport, _HttpxAsyncAdapter
+from litellm_alipay.transport.http import AiohttpTransport, HttpRequest, HttpxTransport, _HttpxAsyncAdapter
 
 from .net_helpers import BarrierServer, make_ca
 

@@ -79,7 +79,7 @@ def test_no_unclosed_warning_at_interpreter_exit(alipay_emulator):
         loop.run_until_complete(one("aiohttp"))
         loop.run_until_complete(litellm_alipay.aclose())
         loop.close()
-        from litellm_alipay import transport
+        from litellm_alipay.transport import http as transport
         transport._transports.clear()  # what interpreter exit does: every client still open now complains
         gc.collect()
         print("done")

@@ -6,7 +6,7 @@ import asyncio
 
 import uvloop
 
-from litellm_alipay.loop_resources import PerLoop
+from litellm_alipay.transport.loop_resources import PerLoop
 
 
 class Item:

@@ -16,7 +16,7 @@ import litellm
 import pytest
 
 from litellm_alipay.errors import LocalOverloadError, local_error
-from litellm_alipay.transport import AiohttpTransport, HttpRequest, HttpxTransport, _HttpxAsyncAdapter, _map_httpx
+from litellm_alipay.transport.http import AiohttpTransport, HttpRequest, HttpxTransport, _HttpxAsyncAdapter, _map_httpx
 
 from .net_helpers import BarrierServer
 

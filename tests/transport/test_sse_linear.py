@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from litellm_alipay import protocol
+from litellm_alipay.wire import protocol
 
 
 def _count_scanned(monkeypatch) -> list[int]:
