@@ -31,11 +31,11 @@ from typing import Any
 
 from litellm.types.utils import GenericStreamingChunk, ModelResponse
 
+from ..billing.pricing import Cost, PricingConfig, action_fees
 from ..errors import ConfigurationError, ReadTimeoutError, local_error
 from ..payments.policy import ACTIONS, POLICY_ENV, READ_ONLY
-from ..billing.pricing import Cost, PricingConfig, action_fees
 from ..transforms import ant_ling as shapes
-from ._sync import SYNC
+from ..transport.sync_driver import SYNC
 
 PROVIDER = "alipay"
 #: where the provider leaves the request's plan for the loop (popped before anything is sent)
