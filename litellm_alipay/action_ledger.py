@@ -15,13 +15,15 @@ still hold, and Redis is tried again after a back-off (one WARNING per outage).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
-from .errors import ActionInDoubtError, ConfigurationError
+from .errors import PROVIDER, ActionInDoubtError, AlipayError, ConfigurationError, local_error
 
 log = logging.getLogger("litellm_alipay")
 
@@ -192,3 +194,40 @@ def redis_for(url: str | None) -> object | None:
 
 
 ledger = ActionLedger()
+
+
+@contextlib.contextmanager
+def holding(held: ActionClaim | None, model: str) -> Iterator[None]:
+    """Claim the action key around a sync call: ``aholding`` driven from sync (``transport/sync_driver.py``),
+    one claim-and-give-back implementation."""
+    if held is None:
+        yield
+        return
+    from .transport.sync_driver import SYNC
+
+    manager = aholding(held, model)
+    SYNC.run(manager.__aenter__())
+    try:
+        yield
+    except BaseException as exc:
+        SYNC.run(manager.__aexit__(type(exc), exc, exc.__traceback__))
+        raise
+    SYNC.run(manager.__aexit__(None, None, None))
+
+
+@contextlib.asynccontextmanager
+async def aholding(held: ActionClaim | None, model: str) -> AsyncIterator[None]:
+    """Claim the action key for this app around the call; give it back if nothing was sent."""
+    if held is None:
+        yield
+        return
+    try:
+        await ledger.aclaim(held)
+    except AlipayError as exc:
+        raise local_error(exc, model=model, provider=PROVIDER) from None
+    try:
+        yield
+    except BaseException as exc:
+        if getattr(exc, "alipay_code", None) in UNSENT_CODES:
+            await ledger.arelease(held)
+        raise

@@ -8,7 +8,6 @@ of the wire protocol.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import threading
 from collections import OrderedDict
@@ -20,7 +19,9 @@ from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import EmbeddingResponse, GenericStreamingChunk, ModelResponse
 
 from . import transforms, trust
-from .action_ledger import UNSENT_CODES, ActionClaim, Claim, ledger, redis_for
+from .action_ledger import ActionClaim, Claim, redis_for
+from .action_ledger import aholding as _aholding
+from .action_ledger import holding as _holding
 from .backends import actions as action_loop
 from .backends import ant_ling_route
 from .backends.ant_ling import ANT_LING
@@ -32,7 +33,6 @@ from .billing.carry import with_cost as _with_cost
 from .catalogue import register_models
 from .errors import PROVIDER, AlipayError, ConfigurationError, TenantMismatchError, local_error
 from .settings import CACHE_SIZE, AlipaySettings, settings_for, split_params
-from .transport.sync_driver import SYNC
 from .wire import protocol
 
 #: Checks every gateway call passes before anything is built or sent, by the setting that turns each on.
@@ -388,40 +388,6 @@ def _seconds(timeout: Any) -> float | None:
     if seconds in (600.0, 6000.0) or seconds == float(getattr(litellm, "request_timeout", 6000) or 6000):
         return None
     return seconds if math.isfinite(seconds) and seconds > 0 else None
-
-
-@contextlib.contextmanager
-def _holding(held: ActionClaim | None, model: str) -> Iterator[None]:
-    """``_aholding`` driven from sync (``transport/sync_driver.py``): one claim-and-give-back implementation."""
-    if held is None:
-        yield
-        return
-    manager = _aholding(held, model)
-    SYNC.run(manager.__aenter__())
-    try:
-        yield
-    except BaseException as exc:
-        SYNC.run(manager.__aexit__(type(exc), exc, exc.__traceback__))
-        raise
-    SYNC.run(manager.__aexit__(None, None, None))
-
-
-@contextlib.asynccontextmanager
-async def _aholding(held: ActionClaim | None, model: str) -> AsyncIterator[None]:
-    """Claim the action key for this app around the call; give it back if nothing was sent."""
-    if held is None:
-        yield
-        return
-    try:
-        await ledger.aclaim(held)
-    except AlipayError as exc:
-        raise local_error(exc, model=model, provider=PROVIDER) from None
-    try:
-        yield
-    except BaseException as exc:
-        if getattr(exc, "alipay_code", None) in UNSENT_CODES:
-            await ledger.arelease(held)
-        raise
 
 
 alipay_llm = AlipayLLM()

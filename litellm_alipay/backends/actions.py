@@ -163,7 +163,7 @@ class ActionLoop:
         refused; the claim is given back when nothing was sent)."""
         from .. import trust
         from ..action_ledger import ActionClaim, Claim, redis_for
-        from ..provider import _aholding
+        from ..action_ledger import aholding as _aholding
 
         plan: ActionPlan = request[PLAN]
         fingerprint = trust.fingerprint({"messages": messages, "allowed_actions": plan.actions})
@@ -247,7 +247,7 @@ class ActionLoop:
 
     async def acompletion(self, backend: Any, request: dict[str, Any], *, model: str, messages: list,
                           model_response: ModelResponse, drop_params: bool, timeout: float | None) -> ModelResponse:
-        from ..provider import _with_cost
+        from ..billing.carry import with_cost as _with_cost
 
         answer, run, spec = await self._arun(backend, request, model=model, messages=messages,
                                              drop_params=drop_params, timeout=timeout)
@@ -268,7 +268,7 @@ class ActionLoop:
         """The loop runs to its end first (tool steps are not the caller's stream), then the final answer
         is streamed: its text, the caller's tool calls, and the finishing chunk with usage, cost and
         ``actions``."""
-        from ..provider import _StreamTally
+        from ..billing.carry import StreamTally as _StreamTally
 
         answer, run, spec = await self._arun(backend, request, model=model, messages=messages,
                                              drop_params=drop_params, timeout=timeout)
