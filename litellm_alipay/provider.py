@@ -185,20 +185,14 @@ class AlipayLLM(CustomLLM):
         reused for a different request.
         """
         app_id = gateway.settings.app_id
-        explicit = biz.get("out_request_no")
-        seed, source = trust.idempotency_seed(client, metadata, explicit, _trace_id(litellm_params, logging_obj))
         try:
-            if client is not None and source == "trace":
-                raise trust.IdempotencyKeyRequired()
-            if not seed:
-                raise ConfigurationError("out_request_no", "a request with allowed_actions needs an idempotency "
-                                         "key: pass out_request_no (or call through a Router)")
-            scoped = f"{trust.caller_scope(litellm_params, biz.get('user_id'))}|{seed}"
-            number = explicit if source == "out_request_no" else trust.derive_out_request_no(app_id, scoped)
+            key = trust.action_key(client, litellm_params, biz.get("out_request_no"),
+                                   _trace_id(litellm_params, logging_obj), biz.get("user_id"))
         except AlipayError as exc:
             raise local_error(exc, model=model, provider=PROVIDER) from None
+        number = key.out_request_no(app_id)
         claim = Claim(app_id, number, trust.fingerprint(biz))
-        return ActionClaim(f"{source}:{scoped}", claim, redis_for(gateway.settings.redis_url))
+        return ActionClaim(key.claim_key, claim, redis_for(gateway.settings.redis_url))
 
     # -------------------------------------------------------------------------------------- chat
     def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
@@ -342,17 +336,10 @@ def _action_plan(request: dict, client: trust.ClientRequest | None, litellm_para
         return None
     names = action_loop.action_names(allowed)
     trace = _trace_id(litellm_params, logging_obj)
-    explicit = request.get("out_request_no")
-    seed, source = trust.idempotency_seed(client, metadata, explicit, trace)
-    if client is not None and source == "trace":
-        raise trust.IdempotencyKeyRequired()
-    if not seed:
-        raise ConfigurationError("out_request_no", "a request with allowed_actions needs an idempotency key: pass "
-                                 "out_request_no or metadata.idempotency_key (or call through a Router)")
-    scoped = f"{trust.caller_scope(litellm_params, request.get('user'))}|{seed}"
+    key = trust.action_key(client, litellm_params, request.get("out_request_no"), trace, request.get("user"))
     app_id = action_loop.toolkit_for(names).settings.app_id
-    number = str(explicit) if source == "out_request_no" else trust.derive_out_request_no(app_id, scoped)
-    return action_loop.ActionPlan(names, number, request.get("user"), trace, f"{source}:{scoped}", app_id)
+    return action_loop.ActionPlan(names, key.out_request_no(app_id), request.get("user"), trace, key.claim_key,
+                                  app_id)
 
 
 def _trace_id(litellm_params: dict | None, logging_obj: Any) -> str | None:

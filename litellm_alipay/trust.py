@@ -310,6 +310,35 @@ def fingerprint(biz: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class ActionKey:
+    """A logical action-bearing request's idempotency key, scoped to its caller."""
+
+    scoped: str  # caller scope + seed: what the gateway's out_request_no and the ledger claim derive from
+    source: str  # header | metadata | out_request_no | trace
+    explicit: str | None
+
+    def out_request_no(self, app_id: str) -> str:
+        return str(self.explicit) if self.source == "out_request_no" else derive_out_request_no(app_id, self.scoped)
+
+    @property
+    def claim_key(self) -> str:
+        return f"{self.source}:{self.scoped}"
+
+
+def action_key(client: ClientRequest | None, litellm_params: Mapping[str, Any] | None, explicit: str | None,
+               trace_id: str | None, tenant: Any) -> ActionKey:
+    """The key by the documented order; through a proxy one the client's retries keep is required."""
+    metadata = (litellm_params or {}).get("metadata") or {}
+    seed, source = idempotency_seed(client, metadata, explicit, trace_id)
+    if client is not None and source == "trace":
+        raise IdempotencyKeyRequired()
+    if not seed:
+        raise ConfigurationError("out_request_no", "a request with allowed_actions needs an idempotency key: pass "
+                                 "out_request_no or metadata.idempotency_key (or call through a Router)")
+    return ActionKey(f"{caller_scope(litellm_params, tenant)}|{seed}", source, explicit)
+
+
 def derive_out_request_no(app_id: str, seed: str) -> str:
     """The gateway's idempotency key for one logical request of one app (≤ 64 characters)."""
     return "LT" + hashlib.sha256(f"{app_id}:{seed}".encode()).hexdigest()[:40]
