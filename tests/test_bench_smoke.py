@@ -65,3 +65,20 @@ def test_quick_payments_bench_prints_the_rows_and_the_ratio() -> None:
     ratios = [line for line in done.stdout.splitlines() if line.startswith("ratio") and "÷ sdk execute: cpu" in line]
     assert len(ratios) == 2, done.stdout
     assert "Unclosed" not in done.stderr
+
+
+def test_quick_proxy_bench_prints_every_deployment_and_target() -> None:
+    """``python -m bench.proxy --quick``: the real litellm proxy, three deployments, c = 1 / 16 / 64, targets."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.proxy", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=240,
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {tuple(line.split()[1:3]) for line in done.stdout.splitlines() if line.startswith("proxy ")}
+    assert rows == {(label, str(conc)) for label in ("alipay-gateway", "alipay-ling", "openai")
+                    for conc in (1, 16, 64)}, done.stdout
+    # rps and p99 against openai/ for each of the two alipay/ deployments at each concurrency
+    targets = [line for line in done.stdout.splitlines() if line.strip().startswith(("MET", "MISS"))]
+    assert len(targets) == 2 * 2 * 3, done.stdout
+    openai_c1 = next(line for line in done.stdout.splitlines() if line.startswith("proxy    openai             1"))
+    assert openai_c1.split()[-1] != "n/a", done.stdout  # LiteLLM's overhead header reached the client
