@@ -63,7 +63,7 @@ async def _profile(bench, impl: str, calls: int, conc: int) -> tuple[dict[str, f
     from .harness import _drive
 
     call = bench.chat_call(impl)
-    await _drive(call, 200, conc, None)
+    await _drive(call, min(200, calls), conc, None)  # warm: settings built, keys parsed, pools open
     profiler = cProfile.Profile()
     cpu = time.process_time()
     profiler.enable()
