@@ -84,9 +84,9 @@ def inprocess_png(rows: Iterable[Mapping[str, Any]], out: Path) -> None:
         ax.set_title(section)
         ax.set_ylabel("client CPU per call, ms")
         ax.grid(True, axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8)
     fig.suptitle("in-process litellm.acompletion / aembedding: client CPU per call")
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper right", fontsize=8, ncols=len(IMPLS))
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(out)
     plt.close(fig)
 
