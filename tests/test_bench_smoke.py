@@ -65,3 +65,50 @@ def test_quick_payments_bench_prints_the_rows_and_the_ratio() -> None:
     ratios = [line for line in done.stdout.splitlines() if line.startswith("ratio") and "÷ sdk execute: cpu" in line]
     assert len(ratios) == 2, done.stdout
     assert "Unclosed" not in done.stderr
+
+
+def test_quick_proxy_bench_prints_every_deployment_and_target() -> None:
+    """``python -m bench.proxy --quick``: the real litellm proxy, three deployments, c = 1 / 16 / 64, targets."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.proxy", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=240,
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {tuple(line.split()[1:3]) for line in done.stdout.splitlines() if line.startswith("proxy ")}
+    assert rows == {(label, str(conc)) for label in ("alipay-gateway", "alipay-ling", "openai")
+                    for conc in (1, 16, 64)}, done.stdout
+    # rps and p99 against openai/ for each of the two alipay/ deployments at each concurrency
+    targets = [line for line in done.stdout.splitlines() if line.strip().startswith(("MET", "MISS"))]
+    assert len(targets) == 2 * 2 * 3, done.stdout
+    openai_c1 = next(line for line in done.stdout.splitlines() if line.startswith("proxy    openai             1"))
+    assert openai_c1.split()[-1] != "n/a", done.stdout  # LiteLLM's overhead header reached the client
+
+
+def _quick(*args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=240,
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_quick_sizes_bench_prints_two_sizes_per_row() -> None:
+    """``python -m bench.sizes --quick``: embeddings 32 × 1,024/1,536, 500/1,000-chunk streams, 50/100 KB prompts."""
+    done = _quick("bench.sizes", "--quick")
+    rows = {tuple(line.split()[:3]) for line in done.stdout.splitlines()
+            if line.startswith(("embed-size", "stream-size", "prompt-size"))}  # not the indented growth lines
+    assert rows == {(section, impl, size) for section, sizes in (
+        ("embed-size", ("1024", "1536")), ("stream-size", ("500", "1000")), ("prompt-size", ("50", "100")))
+        for impl in ("alipay", "openai") for size in sizes}, done.stdout
+    growth = [line for line in done.stdout.splitlines() if "µs per call per extra" in line]
+    assert len(growth) == 3 * 2, done.stdout
+
+
+def test_quick_breakdown_buckets_the_alipay_path() -> None:
+    """``python -m bench.breakdown 20``: cProfile buckets for the floor and alipay; signing shows only on alipay."""
+    done = _quick("bench.breakdown", "20")
+    sign = next(line for line in done.stdout.splitlines() if line.startswith("RSA sign (OpenSSL)"))
+    floor_us, alipay_us = (float(v.replace(",", "")) for v in sign.split()[-3:-1])
+    assert floor_us == 0 and alipay_us > 0, done.stdout
+    assert any(line.startswith("total (process CPU") for line in done.stdout.splitlines()), done.stdout
