@@ -9,6 +9,17 @@ def _registered():
     register()
 
 
+@pytest.fixture(scope="module")
+def proxy(alipay_emulator_process):
+    """The real ``litellm`` proxy on the shipped ``config/litellm.yaml``, one per module (a module may define
+    its own ``proxy`` for another config)."""
+    from .proxy_process import ROOT, ProxyProcess, proxy_env
+
+    proc = ProxyProcess(ROOT / "config" / "litellm.yaml", proxy_env(alipay_emulator_process))
+    yield proc
+    proc.stop()
+
+
 @pytest.fixture
 def deployment(alipay_emulator):
     """Deployment settings for the emulator's key-mode demo app, as a user would write them."""

@@ -9,17 +9,10 @@ from __future__ import annotations
 import anthropic
 import pytest
 
-from .proxy_process import MASTER_KEY, ROOT, ProxyProcess, proxy_env
+from .proxy_process import MASTER_KEY
 
 TOOLS = [{"name": "lookup_trade", "description": "Find a trade by its number",
           "input_schema": {"type": "object", "properties": {"trade_no": {"type": "string"}}}}]
-
-
-@pytest.fixture(scope="module")
-def proxy(alipay_emulator_process):
-    proc = ProxyProcess(ROOT / "config" / "litellm.yaml", proxy_env(alipay_emulator_process))
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture

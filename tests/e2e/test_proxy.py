@@ -5,14 +5,7 @@ import json
 import openai
 import pytest
 
-from .proxy_process import ROOT, ProxyProcess, openai_client, proxy_env
-
-
-@pytest.fixture(scope="module")
-def proxy(alipay_emulator_process):
-    proc = ProxyProcess(ROOT / "config" / "litellm.yaml", proxy_env(alipay_emulator_process))
-    yield proc
-    proc.stop()
+from .proxy_process import openai_client
 
 
 @pytest.fixture

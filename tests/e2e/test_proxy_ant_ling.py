@@ -8,17 +8,10 @@ import anthropic
 import httpx
 import pytest
 
-from .proxy_process import MASTER_KEY, ROOT, ProxyProcess, openai_client, proxy_env
+from .proxy_process import MASTER_KEY, openai_client
 
 ASK = [{"role": "user", "content": "hello there"}]
 HEADERS = {"Authorization": f"Bearer {MASTER_KEY}"}
-
-
-@pytest.fixture(scope="module")
-def proxy(alipay_emulator_process):
-    proc = ProxyProcess(ROOT / "config" / "litellm.yaml", proxy_env(alipay_emulator_process))
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from langchain_openai import ChatOpenAI
 from litellm.exceptions import MidStreamFallbackError
 from pydantic import BaseModel
 
-from .proxy_process import MASTER_KEY, ROOT, ProxyProcess, openai_client, proxy_env
+from .proxy_process import MASTER_KEY, openai_client
 
 
 class Address(BaseModel):
@@ -31,13 +31,6 @@ ASK = "Pay name=Ann amount=12.5 city=Hangzhou zip_code=310000"
 EXPECTED = Payee(name="Ann", amount=12.5, address=Address(city="Hangzhou", zip_code=310000), verified=False)
 FORMAT = {"type": "json_schema", "json_schema": {"name": "Payee", "strict": True,
                                                  "schema": Payee.model_json_schema()}}
-
-
-@pytest.fixture(scope="module")
-def proxy(alipay_emulator_process):
-    proc = ProxyProcess(ROOT / "config" / "litellm.yaml", proxy_env(alipay_emulator_process))
-    yield proc
-    proc.stop()
 
 
 def test_in_process_answer_conforms(deployment):
