@@ -417,8 +417,34 @@ def _redis_url(given: Mapping[str, Any], url: Any, password: Any) -> str | None:
     return text
 
 
-_cache: OrderedDict[tuple, AlipaySettings] = OrderedDict()
-_cache_lock = threading.Lock()
+class BoundedCache:
+    """Values built once per key and reused; beyond ``size`` the least recently used go, so a flood of
+    distinct keys never grows memory. Lookups take no lock (they run per request)."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self.size = size
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get_or_build(self, key: Any, build: Any) -> Any:
+        found = self._items.get(key)
+        if found is None:
+            built = build()
+            with self._lock:
+                found = self._items.setdefault(key, built)
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        elif len(self._items) > self.size // 2:  # recency matters only once the cache could fill up
+            with self._lock:
+                if key in self._items:
+                    self._items.move_to_end(key)
+        return found
+
+
+_cache = BoundedCache()
 
 
 # os.environ's backing dict and our variables' keys in its encoding: ``os.environ.get`` re-encodes the key
@@ -438,18 +464,7 @@ def settings_for(given: Mapping[str, Any]) -> AlipaySettings:
     else:
         env = tuple(map(os.environ.get, ENV.values()))
     fingerprint = (env, *sorted((k, str(v)) for k, v in given.items() if v is not None and k in SETTING_NAMES))
-    found = _cache.get(fingerprint)
-    if found is None:
-        built = build_settings(given)
-        with _cache_lock:
-            found = _cache.setdefault(fingerprint, built)
-            while len(_cache) > CACHE_SIZE:
-                _cache.popitem(last=False)
-    elif len(_cache) > CACHE_SIZE // 2:  # recency matters only once the cache could fill up
-        with _cache_lock:
-            if fingerprint in _cache:
-                _cache.move_to_end(fingerprint)
-    return found
+    return _cache.get_or_build(fingerprint, lambda: build_settings(given))
 
 
 def split_params(optional_params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

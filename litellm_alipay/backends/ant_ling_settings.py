@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError
 from ..resilience.limiter import DEFAULT_GUARD
-from ..settings import BACKEND_SETTING_NAMES, parse_bool, parse_number
+from ..settings import BACKEND_SETTING_NAMES, BoundedCache, parse_bool, parse_number
 
 DEFAULT_API_BASE = "https://api.ant-ling.com/v1"
 API_KEY_ENV = "ANT_LING_API_KEY"
@@ -151,20 +150,14 @@ def build_ant_ling_settings(given: Mapping[str, Any], env: Mapping[str, str] | N
     )
 
 
-_cache: dict[tuple, AntLingSettings] = {}
-_lock = threading.Lock()
+_cache = BoundedCache()  # like the gateway's settings: built once, bounded
 
 
 def ant_ling_settings_for(given: Mapping[str, Any]) -> AntLingSettings:
     """The validated settings of a deployment, built once and reused (keyed by its values and env)."""
     fingerprint = (os.environ.get(API_KEY_ENV), os.environ.get(API_BASE_ENV),
                    *sorted((k, str(v)) for k, v in given.items() if v is not None))
-    found = _cache.get(fingerprint)
-    if found is None:
-        built = build_ant_ling_settings(given)
-        with _lock:
-            found = _cache.setdefault(fingerprint, built)
-    return found
+    return _cache.get_or_build(fingerprint, lambda: build_ant_ling_settings(given))
 
 
 def backend_for(model: str, given: Mapping[str, Any]) -> str:
