@@ -38,12 +38,12 @@ def main(argv: list[str] | None = None) -> int:
 async def _main(quick: bool, loop: str = "asyncio") -> int:
     from litellm_alipay.emulator.process import EmulatorProcess
 
-    from .harness import STREAM_LONG, Bench, Counts, machine, progress
+    from .harness import CHAT_IMPLS, STREAM_LONG, Bench, Counts, machine, progress
     from .report import render
 
     counts = Counts.quick() if quick else Counts.full()
     started = time.monotonic()
-    total = 3 * 3 * 3 + 3 + 1 + 2 + 2 + 4 + 8  # calls, short streams, crypto, transport, memory, limiter, ling
+    total = 3 * (len(CHAT_IMPLS) + 3 + 3) + 3 + 1 + 2 + 2 + 4 + 8  # calls, short streams, crypto, transport, ...
     done = 0
 
     def step(label: str) -> None:
@@ -55,7 +55,7 @@ async def _main(quick: bool, loop: str = "asyncio") -> int:
     with EmulatorProcess() as emulator:
         bench = Bench(counts, emulator)
         await bench.setup()
-        await bench.calls_section("chat", bench.chat_call, counts.calls, step)
+        await bench.calls_section("chat", bench.chat_call, counts.calls, step, CHAT_IMPLS)
         await bench.calls_section("stream", lambda impl: bench.stream_call(impl, STREAM_LONG),
                                   counts.stream_calls, step)
         await bench.stream_slope(step)

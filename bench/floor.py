@@ -8,6 +8,7 @@ the emulator at start-up, so text, usage, chunk count and vector size match the 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -86,3 +87,20 @@ class FloorLLM(CustomLLM):
     async def aembedding(self, *args: Any, model: str = "", model_response: EmbeddingResponse | None = None,
                          **kwargs: Any) -> EmbeddingResponse:
         return self._embed(model, model_response)
+
+
+class WaitingFloorLLM(FloorLLM):
+    """The floor that first awaits ``wait_s`` (the emulator's answer time) on the event loop, no I/O.
+
+    Why: a provider that waits for a network answer lets the loop go idle; on a small VM the sleep and the
+    cold wake-up cost CPU of their own, which the in-memory floor never pays. This row measures that share
+    alone, so what remains between it and the alipay row is the provider's own work.
+    """
+
+    def __init__(self, *args: Any, wait_s: float) -> None:
+        super().__init__(*args)
+        self.wait_s = wait_s
+
+    async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        await asyncio.sleep(self.wait_s)
+        return await super().acompletion(*args, **kwargs)

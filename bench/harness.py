@@ -37,6 +37,11 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 CHAT_MODEL = "ant-fin-chat"
 EMBED_MODEL = "ant-fin-embed"
 FLOOR = "benchfloor"
+#: The same floor under a provider whose models LiteLLM has no entry for (the floor before this issue's work).
+FLOOR_UNMAPPED = "benchfloorunmapped"
+#: The floor that first awaits as long as the emulator takes to answer: any remote provider waits, and on
+#: this VM an idle wait alone costs CPU (the loop sleeps in epoll and wakes cold).
+FLOOR_WAIT = "benchfloorwait"
 #: 40 words: the long stream answers "You said: w1 … w40" word by word (max_tokens cuts it).
 WORDS = " ".join(f"word{i}" for i in range(40))
 CHAT_MESSAGES = [{"role": "user", "content": "What is my balance? 我的余额是多少？"}]
@@ -44,6 +49,8 @@ STREAM_MESSAGES = [{"role": "user", "content": WORDS}]
 STREAM_LONG, STREAM_SHORT = 40, 4  # max_tokens of the two stream lengths
 EMBED_INPUT = ["the quick brown fox", "支付宝 余额"]
 IMPLS = ("floor", "alipay", "openai")
+#: The chat section's extra rows: the two explanatory floors and the settings given per call (README example).
+CHAT_IMPLS = ("floor", "floor-unmapped", "floor-wait", "alipay", "alipay-kw", "openai")
 #: The Ant Ling rows: ``alipay/<id>`` (the Ant Ling backend) vs LiteLLM's ``openai/`` at the same emulated endpoint.
 LING_MODEL = "Ling-2.6-flash"
 LING_IMPLS = ("ant-ling", "openai")
@@ -223,20 +230,58 @@ class Bench:
             pieces[tokens] = [c.choices[0].delta.content async for c in stream if c.choices[0].delta.content]
         emb = await litellm.aembedding(model=f"openai/{EMBED_MODEL}", input=EMBED_INPUT,
                                        api_base=self.openai_base, api_key="bench")
-        from .floor import FloorLLM
+        from .floor import FloorLLM, WaitingFloorLLM
 
-        self.floor = FloorLLM(reply.choices[0].message.content, pieces,
-                              [d["embedding"] for d in emb.data], reply.usage)
+        canned = (reply.choices[0].message.content, pieces, [d["embedding"] for d in emb.data], reply.usage)
+        self.floor = FloorLLM(*canned)
         register()
-        litellm.custom_provider_map.append({"provider": FLOOR, "custom_handler": self.floor})
+        self.wait_s = await self._answer_time()
+        for provider, handler in ((FLOOR, self.floor), (FLOOR_UNMAPPED, FloorLLM(*canned)),
+                                  (FLOOR_WAIT, WaitingFloorLLM(*canned, wait_s=self.wait_s))):
+            litellm.custom_provider_map.append({"provider": provider, "custom_handler": handler})
         from litellm.utils import custom_llm_setup
 
         custom_llm_setup()
+        # LiteLLM looks up model info on every call and, for a model it has no entry for, walks its
+        # fallbacks first (~0.25 ms). The provider registers its models; so does the floor, with the same
+        # entries, or the floor would pay a cost the provider does not.
+        from litellm_alipay.catalogue import model_cost_map
+
+        entries = model_cost_map()
+        for provider in (FLOOR, FLOOR_WAIT):
+            litellm.register_model({f"{provider}/{model}": {**entries[f"alipay/{model}"], "litellm_provider": provider}
+                                    for model in (CHAT_MODEL, EMBED_MODEL)})
+        self.settings_kw = {"app_id": self.emu.app_id, "app_private_key": self.emu.app_private_key_path,
+                            "alipay_public_key": self.emu.alipay_public_key_path,
+                            "api_base": self.emu.env()["ALIPAY_GATEWAY_URL"]}
+
+    async def _answer_time(self) -> float:
+        """The emulator's median time to answer one signed chat request, seen from here (50 exchanges)."""
+        from litellm_alipay import protocol
+        from litellm_alipay.backends.gateway import Gateway
+        from litellm_alipay.settings import settings_for
+        from litellm_alipay.transport.http import AiohttpTransport
+
+        request, _ = Gateway(settings_for({})).build_request(protocol.METHOD_CHAT,
+                                                             {"model": CHAT_MODEL, "messages": CHAT_MESSAGES})
+        transport = AiohttpTransport(2)
+        try:
+            times = []
+            for _ in range(50):
+                started = time.perf_counter()
+                await transport.send(request)
+                times.append(time.perf_counter() - started)
+        finally:
+            await transport.aclose()
+        return sorted(times)[len(times) // 2]
 
     def _model(self, impl: str, model: str) -> tuple[str, dict[str, Any]]:
         if impl == "openai":
             return f"openai/{model}", {"api_base": self.openai_base, "api_key": "bench"}
-        return f"{FLOOR if impl == 'floor' else 'alipay'}/{model}", {}
+        if impl == "alipay-kw":  # settings given per call, as in the README's in-process example
+            return f"alipay/{model}", dict(self.settings_kw)
+        provider = {"floor": FLOOR, "floor-unmapped": FLOOR_UNMAPPED, "floor-wait": FLOOR_WAIT}.get(impl, "alipay")
+        return f"{provider}/{model}", {}
 
     def chat_call(self, impl: str) -> Callable[[], Awaitable[int]]:
         import litellm
@@ -306,7 +351,7 @@ class Bench:
                                          sample.pct(0.95), chunks=sample.items / sample.calls))
 
     async def _run(self, impl: str, call: Callable[[], Awaitable[int]], calls: int, conc: int) -> Sample:
-        if impl != "alipay":
+        if not impl.startswith("alipay"):
             return await measure(call, calls, conc, self.counts.warmup)
         await _drive(call, self.counts.warmup, conc, None)  # warm (settings built, keys parsed) first
         with self.parses.active():
@@ -316,13 +361,15 @@ class Bench:
 
     # --------------------------------------------------------------------------------- sections
     async def calls_section(self, section: str, factory: Callable[[str], Callable[[], Awaitable[int]]],
-                            counts: dict[int, int], step: Callable[[str], None]) -> None:
+                            counts: dict[int, int], step: Callable[[str], None],
+                            impls: tuple[str, ...] = IMPLS) -> None:
         for conc in self.counts.concurrency:
-            for impl in IMPLS:
+            for impl in impls:
                 step(f"{section} {impl} c={conc}")
                 sample = await self._run(impl, factory(impl), counts[conc], conc)
+                note = f"awaits {self.wait_s * 1000:.2f} ms first" if impl == "floor-wait" else ""
                 self.rows.append(Row(section, impl, conc, sample.calls, sample.cpu_us, sample.pct(0.5),
-                                     sample.pct(0.95), chunks=sample.items / sample.calls))
+                                     sample.pct(0.95), chunks=sample.items / sample.calls, note=note))
 
     async def stream_slope(self, step: Callable[[str], None]) -> None:
         """Short streams at c=10: with the long rows, the per-chunk CPU of each implementation."""

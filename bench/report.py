@@ -70,13 +70,21 @@ def _check(ok: bool | None) -> str:
 def _targets(rows: list[Row], chunk: dict[str, float | None]) -> list[str]:
     lines = []
     for conc in sorted({r.conc for r in rows if r.section == "chat" and r.conc}):
-        alipay = _find(rows, "chat", "alipay", conc)
-        f = _ratio(alipay, _find(rows, "chat", "floor", conc))
-        o = _ratio(alipay, _find(rows, "chat", "openai", conc))
-        lines.append(f"  {_check(None if f is None else f <= CHAT_VS_FLOOR)}  chat c={conc:<3} alipay ÷ floor  "
-                     f"= {_num(f, '.2f')} (≤ {CHAT_VS_FLOOR})")
-        lines.append(f"  {_check(None if o is None else o <= CHAT_VS_OPENAI)}  chat c={conc:<3} alipay ÷ openai "
-                     f"= {_num(o, '.2f')} (≤ {CHAT_VS_OPENAI})")
+        for name in ("alipay", "alipay-kw"):
+            row = _find(rows, "chat", name, conc)
+            if row is None:
+                continue
+            f = _ratio(row, _find(rows, "chat", "floor", conc))
+            o = _ratio(row, _find(rows, "chat", "openai", conc))
+            lines.append(f"  {_check(None if f is None else f <= CHAT_VS_FLOOR)}  chat c={conc:<3} {name} ÷ floor  "
+                         f"= {_num(f, '.2f')} (≤ {CHAT_VS_FLOOR})")
+            lines.append(f"  {_check(None if o is None else o <= CHAT_VS_OPENAI)}  chat c={conc:<3} {name} ÷ openai "
+                         f"= {_num(o, '.2f')} (≤ {CHAT_VS_OPENAI})")
+        alipay, floor, wait = (_find(rows, "chat", n, conc) for n in ("alipay", "floor", "floor-wait"))
+        if alipay and floor and wait and alipay.cpu_us and floor.cpu_us and wait.cpu_us:
+            lines.append(f"  info  chat c={conc:<3} of alipay − floor = {alipay.cpu_us - floor.cpu_us:,.0f} µs, "
+                         f"waiting for the answer alone (floor-wait − floor) is {wait.cpu_us - floor.cpu_us:,.0f} µs; "
+                         f"alipay ÷ floor-wait = {alipay.cpu_us / wait.cpu_us:.2f}")
     for section in LING_SECTIONS:
         for conc in LING_CONCURRENCY:
             o = _ratio(_find(rows, section, "ant-ling", conc), _find(rows, section, "openai", conc))

@@ -203,7 +203,7 @@ class AlipaySettings:
     connect_timeout: float = 5.0
     pool_size: int = 30
     http2: bool = False
-    transport: str = "aiohttp"
+    transport: str = "h1"
     #: TLS verification: ``None`` = LiteLLM's resolution (``SSL_VERIFY``, ``SSL_CERT_FILE``, certifi),
     #: ``True``/``False``, or the path of a CA bundle (``egress.ssl_config``)
     ssl_verify: bool | str | None = None
@@ -317,9 +317,9 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
             "or verify_response: false for testing only)",
         )
 
-    transport = str(raw["transport"] or "aiohttp").lower()
-    if transport not in ("aiohttp", "httpx"):
-        raise ConfigurationError("transport", "must be aiohttp or httpx")
+    transport = str(raw["transport"] or "h1").lower()
+    if transport not in ("h1", "aiohttp", "httpx"):
+        raise ConfigurationError("transport", "must be h1 (the default), aiohttp or httpx")
 
     def opt_rate(name: str) -> int | None:
         return None if raw[name] in (None, "") else parse_number(name, raw[name], int, 1)

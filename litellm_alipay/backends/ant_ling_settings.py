@@ -45,7 +45,7 @@ class AntLingSettings:
     read_timeout: float = 60.0  # reasoning models think for a while before the first byte
     connect_timeout: float = 5.0
     pool_size: int = 30
-    transport: str = "aiohttp"
+    transport: str = "h1"
     http2: bool = False
     redis_url: str | None = None
     rate_limit_per_second: int | None = None
@@ -108,9 +108,9 @@ def build_ant_ling_settings(given: Mapping[str, Any], env: Mapping[str, str] | N
     if api_base.endswith("/gateway.do"):
         raise ConfigurationError("api_base", "is an Alipay gateway URL; Ant Ling models need the Ant Ling "
                                              f"endpoint ({DEFAULT_API_BASE}) or backend: gateway")
-    transport = str(raw["transport"] or "aiohttp").lower()
-    if transport not in ("aiohttp", "httpx"):
-        raise ConfigurationError("transport", "must be aiohttp or httpx")
+    transport = str(raw["transport"] or "h1").lower()
+    if transport not in ("h1", "aiohttp", "httpx"):
+        raise ConfigurationError("transport", "must be h1 (the default), aiohttp or httpx")
 
     def opt_int(name: str) -> int | None:
         return None if raw[name] is None else parse_number(name, raw[name], int, 1)

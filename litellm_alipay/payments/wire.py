@@ -11,9 +11,9 @@ import html
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from ..errors import ConfigurationError
+from ..wire.form import form_encode
 from ..wire.signing import KeyText, PrivateKey, PublicKey, build_sign_content, rsa_sign, rsa_verify
 
 QUERY = "alipay.trade.query"
@@ -95,13 +95,13 @@ def verify_notify(params: Mapping[str, str], public_key: KeyText | PublicKey) ->
 # ------------------------------------------------------------------------------ page / WAP pay
 def redirect_url(gateway_url: str, signed: Mapping[str, str], charset: str = "utf-8") -> str:
     """The signed GET URL that opens the cashier (every parameter, ``biz_content`` included)."""
-    return f"{gateway_url}?{urlencode(dict(signed), encoding=charset, quote_via=quote)}"
+    return f"{gateway_url}?{form_encode(signed, charset)}"
 
 
 def redirect_form(gateway_url: str, signed: Mapping[str, str], charset: str = "utf-8") -> str:
     """The auto-submitting HTML form the official SDK's ``page_execute`` builds for POST."""
     common = {k: v for k, v in signed.items() if k != "biz_content"}
-    action = html.escape(f"{gateway_url}?{urlencode(common, encoding=charset, quote_via=quote)}", quote=True)
+    action = html.escape(f"{gateway_url}?{form_encode(common, charset)}", quote=True)
     biz = html.escape(signed.get("biz_content", ""), quote=True)
     return (
         f'<form name="punchout_form" method="post" action="{action}">\n'

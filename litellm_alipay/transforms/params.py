@@ -82,11 +82,16 @@ def triage(
     ignore: Iterable[str] = (),
     no_op: Mapping[str, tuple[Any, ...]] = NO_OP_DEFAULTS,
 ) -> None:
-    """Raise ``UnsupportedParamsError`` for every key that is neither supported, internal nor a no-op."""
-    known = set(supported) | LITELLM_INTERNAL_PARAMS | set(ignore)
+    """Raise ``UnsupportedParamsError`` for every key that is neither supported, internal nor a no-op.
+
+    Membership is tested against each collection in turn: building their union (LiteLLM's internal
+    parameters are some hundreds of names) cost more than the rest of the request's transform."""
+    supported = supported if isinstance(supported, (set, frozenset, dict)) else set(supported)
+    ignore = ignore if isinstance(ignore, (set, frozenset, dict)) else set(ignore)
     bad = [
         name for name, value in params.items()
-        if name not in known and value is not None and value not in no_op.get(name, ())
+        if value is not None and name not in LITELLM_INTERNAL_PARAMS and name not in supported
+        and name not in ignore and value not in no_op.get(name, ())
     ]
     if bad and not drop_params:
         raise unsupported(model, bad)
@@ -176,12 +181,14 @@ CHAT_MAPPERS: Mapping[str, _Mapper] = {
     "allowed_actions": _allowed_actions,
 }
 
+_CHAT_SUPPORTED = frozenset([*CHAT_MAPPERS, "user", "user_id"])
+
 
 def chat_params(
     model: str, params: Mapping[str, Any], *, drop_params: bool = False, ignore: Iterable[str] = ()
 ) -> dict[str, Any]:
     """The optional B1 fields for ``params``; ``None`` values count as absent."""
-    triage(model, params, [*CHAT_MAPPERS, "user", "user_id"], drop_params=drop_params, ignore=ignore)
+    triage(model, params, _CHAT_SUPPORTED, drop_params=drop_params, ignore=ignore)
     fields: dict[str, Any] = {}
     for name, mapper in CHAT_MAPPERS.items():
         if params.get(name) is not None:
@@ -191,13 +198,15 @@ def chat_params(
 
 
 # ---------------------------------------------------------------------------------------- embedding
+_EMBED_SUPPORTED = frozenset(["dimensions", "user", "user_id"])
+
 def embed_params(
     model: str, params: Mapping[str, Any], *, drop_params: bool = False, ignore: Iterable[str] = ()
 ) -> dict[str, Any]:
     """The optional B2 fields. ``encoding_format="float"`` is what B2 returns anyway and the OpenAI SDK
     always sends it, so it is accepted and dropped; ``base64`` is unsupported."""
     triage(
-        model, params, ["dimensions", "user", "user_id"], drop_params=drop_params, ignore=ignore,
+        model, params, _EMBED_SUPPORTED, drop_params=drop_params, ignore=ignore,
         no_op={"encoding_format": ("float",)},
     )
     fields: dict[str, Any] = {}

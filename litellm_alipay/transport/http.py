@@ -435,6 +435,15 @@ def _cached(key: tuple, factory):
 def async_transport(kind: str, pool_size: int, http2: bool, ssl_verify: bool | str | None = None) -> AsyncTransport:
     """The shared async transport for this configuration (one client per event loop inside)."""
     env = client_env()
+    if kind == "h1" and not http2:
+        key = ("h1", pool_size, ssl_verify, env)
+        found = _transports.get(key)
+        if found is not None:
+            return found  # type: ignore[return-value]
+        from .h1 import H1Transport
+
+        fallback = async_transport("aiohttp", pool_size, False, ssl_verify)  # streams, proxied origins
+        return _cached(key, lambda: H1Transport(pool_size, ssl_verify, fallback))  # type: ignore[return-value]
     if kind == "aiohttp" and not http2:
         return _cached(("aiohttp", pool_size, ssl_verify, env),  # type: ignore[return-value]
                        lambda: AiohttpTransport(pool_size, ssl_verify=ssl_verify))
@@ -446,8 +455,10 @@ def async_transport(kind: str, pool_size: int, http2: bool, ssl_verify: bool | s
 async def aclose_loop_transports() -> None:
     """Close every shared transport's clients of the running loop, before that loop ends (a private
     event-loop thread shutting down); other loops' clients belong to them."""
+    from .h1 import H1Transport
+
     for transport in list(_transports.values()):
-        if isinstance(transport, AiohttpTransport):
+        if isinstance(transport, (AiohttpTransport, H1Transport)):
             await transport.aclose()
         elif isinstance(transport, HttpxTransport):
             await transport._async.aclose()

@@ -10,8 +10,8 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
 
+from .form import form_encode
 from .signing import KeyText, PrivateKey, beijing_timestamp, param_text, sign_params
 from .signing._response import response_node_name
 
@@ -79,8 +79,8 @@ def encode_request(params: Mapping[str, str], charset: str = "utf-8") -> tuple[s
     query = {k: v for k, v in params.items() if k in QUERY_PARAMS}
     body = {k: v for k, v in params.items() if k not in QUERY_PARAMS}
     return (
-        urlencode(query, encoding=charset, quote_via=quote),
-        urlencode(body, encoding=charset, quote_via=quote).encode("ascii"),
+        form_encode(query, charset),
+        form_encode(body, charset).encode("ascii"),
     )
 
 

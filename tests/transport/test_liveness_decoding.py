@@ -11,6 +11,7 @@ import threading
 
 import pytest
 
+from litellm_alipay.transport.h1 import H1Transport
 from litellm_alipay.transport.http import AiohttpTransport, HttpRequest, HttpxTransport, _HttpxAsyncAdapter
 
 from .net_helpers import BarrierServer, make_ca
@@ -54,11 +55,14 @@ def _serve_tls_then_close_notify(pki, notified: threading.Event):
     return listener.getsockname()[1], seen, thread
 
 
-async def test_tls_close_notify_on_an_idle_connection_means_dead(tmp_path):
+@pytest.mark.parametrize("kind", ["h1", "aiohttp"])
+async def test_tls_close_notify_on_an_idle_connection_means_dead(tmp_path, kind):
     pki = make_ca(tmp_path)
     notified = threading.Event()
     port, seen, thread = _serve_tls_then_close_notify(pki, notified)
     transport = AiohttpTransport(pool_size=1, ssl_verify=str(pki.ca_path))
+    if kind == "h1":
+        transport = H1Transport(1, str(pki.ca_path), transport)
     request = HttpRequest(url=f"https://127.0.0.1:{port}/gateway.do", content=b"x=1", headers={},
                           read_timeout=5, connect_timeout=5)
     first = await transport.send(request)

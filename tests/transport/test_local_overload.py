@@ -40,7 +40,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["h1", "aiohttp", "httpx"])
 def test_out_of_sockets_is_local_overload_and_never_trips_the_breaker(alipay_emulator, transport):
     env = {**os.environ, **alipay_emulator.env()}
     done = subprocess.run([sys.executable, "-c", SCRIPT, transport], env=env, capture_output=True, text=True,

@@ -30,7 +30,7 @@ def open_sockets() -> int:
     return count
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["h1", "aiohttp", "httpx"])
 def test_100_asyncio_runs_leave_no_socket_open(deployment, transport, redis_url):  # noqa: F811
     # Redis-backed limiter and month counter too: their per-loop redis.asyncio clients must go as well.
     settings = {**deployment, "transport": transport, "redis_url": redis_url, "rate_limit_per_second": 10_000}
@@ -72,7 +72,7 @@ def test_no_unclosed_warning_at_interpreter_exit(alipay_emulator):
             reply = await litellm.acompletion(model="alipay/ant-fin-chat", messages=ask, transport=transport)
             assert reply.choices[0].message.content == "You said: hello"
 
-        for transport in ("aiohttp", "httpx"):
+        for transport in ("h1", "aiohttp", "httpx"):
             for _ in range(5):
                 asyncio.run(one(transport))
         loop = asyncio.new_event_loop()        # a loop managed by hand: aclose() before closing it

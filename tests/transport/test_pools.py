@@ -16,6 +16,7 @@ import litellm
 import pytest
 
 from litellm_alipay.errors import LocalOverloadError, local_error
+from litellm_alipay.transport.h1 import H1Transport
 from litellm_alipay.transport.http import AiohttpTransport, HttpRequest, HttpxTransport, _HttpxAsyncAdapter, _map_httpx
 
 from .net_helpers import BarrierServer
@@ -28,17 +29,19 @@ def _request(port: int) -> HttpRequest:
                        read_timeout=10, connect_timeout=1)
 
 
-@pytest.mark.parametrize("kind", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("kind", ["h1", "aiohttp", "httpx"])
 async def test_async_burst_beyond_pool_size_opens_connections_and_keeps_only_the_pool(kind):
     with BarrierServer(BURST) as server:
-        transport = AiohttpTransport(POOL) if kind == "aiohttp" else _HttpxAsyncAdapter(HttpxTransport(POOL))
+        transport = {"h1": lambda: H1Transport(POOL, None, AiohttpTransport(POOL)),
+                     "aiohttp": lambda: AiohttpTransport(POOL),
+                     "httpx": lambda: _HttpxAsyncAdapter(HttpxTransport(POOL))}[kind]()
         answers = await asyncio.gather(*(transport.send(_request(server.port)) for _ in range(BURST)))
         assert [a.status for a in answers] == [200] * BURST
         assert len({json.loads(a.content)["connection"] for a in answers}) == BURST  # 6 connections at once
         assert await asyncio.to_thread(server.wait_open, POOL)  # the extra 4 were closed once idle
         again = await transport.send(_request(server.port))
         assert again.status == 200 and server.connections == BURST  # reused a pooled one
-        await (transport.aclose() if kind == "aiohttp" else transport._inner.aclose())
+        await (transport._inner.aclose() if kind == "httpx" else transport.aclose())
 
 
 def test_sync_burst_beyond_pool_size_is_not_a_connect_timeout():

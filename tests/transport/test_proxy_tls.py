@@ -33,7 +33,10 @@ async def test_http_proxy_carries_every_transport_and_no_proxy_bypasses_it(deplo
     with forward_proxy() as (proxy, log):
         no_proxy_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
         assert _sync(**deployment) == REPLY
-        assert await _async(**deployment) == REPLY  # aiohttp, the async default
+        proxied = len(log.targets)
+        assert await _async(**deployment) == REPLY  # h1, the async default: a proxied origin goes by aiohttp
+        assert len(log.targets) > proxied, log.targets
+        assert await _async(**deployment, transport="aiohttp") == REPLY
         assert await _async(**deployment, transport="httpx") == REPLY
         through = [t for t in log.targets if f":{emulator_port}/gateway.do" in t]
         assert len(through) >= 3, log.targets  # each transport opened its connection through the proxy
