@@ -14,7 +14,10 @@ Why this shape:
 * **Alternating rounds.** Each concurrency is split into rounds and the deployments take turns inside each
   round, so the machine's drift (it is shared) hits all three alike; ratios are taken within one run.
 * **LiteLLM's own view.** ``x-litellm-overhead-duration-ms`` (LiteLLM's time outside the provider call) is
-  averaged per deployment beside the client's numbers.
+  averaged per deployment beside the client's numbers. LiteLLM derives it from ``llm_api_duration_ms``: its
+  own HTTP handlers record that, and the ``alipay/`` provider records its upstream exchange time
+  (``litellm_alipay/transport/timing.py``), so LiteLLM computes it for both alike. For ``alipay/`` the figure
+  includes the provider's own work outside the exchange (building, signing, verifying, shaping).
 
 Exit status 0 even when a target is missed: CI never gates on timings (``--quick`` numbers mean nothing).
 """
@@ -172,8 +175,8 @@ def render(results: list[Result], header: str) -> str:
         out.append(f"{'proxy':<8} {r.label:<15} {r.conc:>4} {r.requests:>6} {r.rps:>8.1f} {r.pct(.5):>8.2f} "
                    f"{r.pct(.95):>8.2f} {r.pct(.99):>8.2f} {_ms(r.overhead_ms):>19}")
     if any(not r.overheads for r in results):
-        out += ["", f"n/a: LiteLLM sent no {OVERHEAD_HEADER} (it derives it from llm_api_duration_ms,",
-                "     which only its own HTTP handlers record; a CustomLLM provider's call is not timed by LiteLLM)"]
+        out += ["", f"n/a: LiteLLM sent no {OVERHEAD_HEADER}: it derives it from llm_api_duration_ms, which its",
+                "     HTTP handlers and the alipay/ provider record around each upstream exchange; none was recorded"]
     out += ["", "targets (same run; each alipay/ deployment against the openai/ one):", *targets(results)]
     return "\n".join(out)
 

@@ -33,6 +33,7 @@ from .billing.carry import with_cost as _with_cost
 from .catalogue import register_models
 from .errors import PROVIDER, AlipayError, ConfigurationError, TenantMismatchError, local_error
 from .settings import CACHE_SIZE, AlipaySettings, settings_for, split_params
+from .transport.timing import timed
 from .wire import protocol
 
 #: Checks every gateway call passes before anything is built or sent, by the setting that turns each on.
@@ -195,6 +196,7 @@ class AlipayLLM(CustomLLM):
         return ActionClaim(key.claim_key, claim, redis_for(gateway.settings.redis_url))
 
     # -------------------------------------------------------------------------------------- chat
+    @timed  # the upstream exchanges' time, for LiteLLM's overhead (transport/timing.py)
     def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
                    model_response: ModelResponse, print_verbose: Any, encoding: Any, api_key: Any,
                    logging_obj: Any, optional_params: dict, acompletion: Any = None,
@@ -215,6 +217,7 @@ class AlipayLLM(CustomLLM):
         transforms.check_structured(model, biz, response.choices[0].message.content if response.choices else None)
         return _with_cost(response, cost)
 
+    @timed
     async def acompletion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
                           model_response: ModelResponse, print_verbose: Any, encoding: Any, api_key: Any,
                           logging_obj: Any, optional_params: dict, acompletion: Any = None,
@@ -235,6 +238,7 @@ class AlipayLLM(CustomLLM):
         transforms.check_structured(model, biz, response.choices[0].message.content if response.choices else None)
         return _with_cost(response, cost)
 
+    @timed
     def streaming(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
                   model_response: ModelResponse, print_verbose: Any, encoding: Any, api_key: Any,
                   logging_obj: Any, optional_params: dict, acompletion: Any = None,
@@ -258,6 +262,7 @@ class AlipayLLM(CustomLLM):
         transforms.check_structured(model, biz, "".join(transformer.text) if transformer.text else None)
         yield from tally.finish(cost)
 
+    @timed
     async def astreaming(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
                          model_response: ModelResponse, print_verbose: Any, encoding: Any, api_key: Any,
                          logging_obj: Any, optional_params: dict, acompletion: Any = None,
@@ -301,6 +306,7 @@ class AlipayLLM(CustomLLM):
         )
         return gateway, batches
 
+    @timed
     def embedding(self, model: str, input: list, model_response: EmbeddingResponse, print_verbose: Any,
                   logging_obj: Any, optional_params: dict, api_key: str | None = None,
                   api_base: str | None = None, timeout: Any = None, litellm_params: Any = None
@@ -312,6 +318,7 @@ class AlipayLLM(CustomLLM):
         response = transforms.embedding_response(nodes, model_response, model)
         return _with_cost(response, gateway.embedding_cost([n.get("usage") or {} for n in nodes]))
 
+    @timed
     async def aembedding(self, model: str, input: list, model_response: EmbeddingResponse,
                          print_verbose: Any, logging_obj: Any, optional_params: dict,
                          api_key: str | None = None, api_base: str | None = None, timeout: Any = None,

@@ -80,8 +80,10 @@ def test_quick_proxy_bench_prints_every_deployment_and_target() -> None:
     # rps and p99 against openai/ for each of the two alipay/ deployments at each concurrency
     targets = [line for line in done.stdout.splitlines() if line.strip().startswith(("MET", "MISS"))]
     assert len(targets) == 2 * 2 * 3, done.stdout
-    openai_c1 = next(line for line in done.stdout.splitlines() if line.startswith("proxy    openai             1"))
-    assert openai_c1.split()[-1] != "n/a", done.stdout  # LiteLLM's overhead header reached the client
+    # LiteLLM's overhead header reached the client for every deployment: the alipay/ provider records its
+    # upstream exchange time, so LiteLLM computes it as for openai/
+    overheads = [line.split()[-1] for line in done.stdout.splitlines() if line.startswith("proxy ")]
+    assert "n/a" not in overheads and all(float(value) >= 0 for value in overheads), done.stdout
 
 
 def _quick(*args: str) -> subprocess.CompletedProcess[str]:

@@ -31,6 +31,7 @@ from ..resilience.guards import Guards, deadline_after
 from ..transforms import ant_ling as shapes
 from ..transport.http import HttpRequest, HttpResponse, async_transport
 from ..transport.sync_driver import SYNC
+from ..transport.timing import clock, exchanged
 from ..wire import protocol
 from .ant_ling_settings import AntLingSettings
 
@@ -109,7 +110,9 @@ class AntLingBackend:
             try:
                 async with asyncio.timeout_at(deadline):  # the call's one deadline, counted by the breaker
                     transport = async_transport(s.transport, s.pool_size, s.http2, getattr(s, "ssl_verify", None))
+                    started = clock()
                     response = await transport.send(self.request(body, timeout))
+                    exchanged(started)
             except TimeoutError:
                 raise local_error(ReadTimeoutError("no answer within the call's deadline"), model=model,
                                   provider=PROVIDER) from None
@@ -131,7 +134,9 @@ class AntLingBackend:
         s = self.settings
         try:
             transport = async_transport(s.transport, s.pool_size, s.http2, getattr(s, "ssl_verify", None))
+            started = clock()
             response = await transport.send(self.request(body, timeout), stream=True)
+            exchanged(started)
             try:
                 if response.status >= 400:  # type: ignore[union-attr]
                     content = b"".join([part async for part in response])  # type: ignore[union-attr]

@@ -34,6 +34,7 @@ from ..resilience.tokens import EXCHANGE_DEADLINE
 from ..settings import AlipaySettings
 from ..transport.http import HttpRequest, HttpResponse, async_transport
 from ..transport.sync_driver import SYNC
+from ..transport.timing import clock, exchanged
 from ..wire import protocol
 from ..wire.signing import (
     aes_decrypt,
@@ -404,7 +405,9 @@ class Gateway:
         try:
             if sending is not None:
                 sending.append(True)
+            started = clock()
             response = await transport.send(request)
+            exchanged(started)
             return self.parse_response(method, response, model, biz)
         except Exception as exc:
             raise self._fail(method, params, exc, model, response) from None
@@ -440,7 +443,9 @@ class Gateway:
         transport = async_transport(s.transport, s.pool_size, s.http2, s.ssl_verify)
         try:
             async with timeout_at(deadline):
+                started = clock()
                 response = await transport.send(request, stream=True)
+                exchanged(started)
         except TimeoutError:
             raise self._late(model, deadline) from None
         except Exception as exc:

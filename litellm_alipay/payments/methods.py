@@ -20,6 +20,7 @@ from ..errors import AlipayError, ConfigurationError, SignatureError, TransportE
 from ..resilience.guards import remaining
 from ..settings import AlipaySettings
 from ..transport.http import async_transport
+from ..transport.timing import clock, exchanged
 from ..wire import protocol
 from ..wire.signing import aes_decrypt, verify_response
 from . import wire
@@ -119,7 +120,9 @@ class PaymentMethods:
         failure: BaseException | None = None
         try:
             transport = async_transport(s.transport, s.pool_size, s.http2, getattr(s, "ssl_verify", None))
+            started = clock()
             response = await transport.send(request)
+            exchanged(started)  # an action loop's payment calls are upstream time of the LiteLLM call
             if response.status >= 500:
                 raise TransportError(f"HTTP {response.status} from the gateway")
             decrypt = (lambda text: aes_decrypt(text, s.encrypt_key, s.charset)) if s.encrypt_key else None
