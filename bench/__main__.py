@@ -43,7 +43,7 @@ async def _main(quick: bool, loop: str = "asyncio") -> int:
 
     counts = Counts.quick() if quick else Counts.full()
     started = time.monotonic()
-    total = 3 * (len(CHAT_IMPLS) + 3 + 3) + 3 + 1 + 2 + 2 + 4 + 8  # calls, short streams, crypto, transport, ...
+    total = 3 * (len(CHAT_IMPLS) + 3 + 3) + 3 + 1 + 3 + 2 + 4 + 8  # calls, short streams, crypto, transport, ...
     done = 0
 
     def step(label: str) -> None:

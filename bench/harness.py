@@ -428,12 +428,14 @@ class Bench:
 
     async def transport_section(self, step: Callable[[str], None]) -> None:
         """The choice of async transport, measured: one small POST per call to the emulator, c=10."""
+        from litellm_alipay.transport.h1 import H1Transport
         from litellm_alipay.transport.http import AiohttpTransport, HttpRequest, HttpxTransport, _HttpxAsyncAdapter
 
         request = HttpRequest(url=f"{self.emu.base_url}/_admin/health", content=b"x=1",
                               headers={"Content-Type": "application/x-www-form-urlencoded"},
                               read_timeout=10, connect_timeout=10)
-        for name, transport in (("aiohttp (default)", AiohttpTransport(30)),
+        for name, transport in (("h1 (default)", H1Transport(30, None, AiohttpTransport(30))),
+                                ("aiohttp", AiohttpTransport(30)),
                                 ("httpx", _HttpxAsyncAdapter(HttpxTransport(30)))):
             step(f"transport {name}")
 
