@@ -18,8 +18,7 @@ Both transports behave alike where an operator can tell:
 from __future__ import annotations
 
 import errno
-import os
-import socket
+import select
 import ssl
 import threading
 import weakref
@@ -128,24 +127,22 @@ class _AiohttpStream:
         self._response.close()
 
 
-def _peer_closed(sock: socket.socket | None) -> bool:
+def _peer_closed(sock: Any) -> bool:
     """True when a pooled connection must not be reused: EOF, a reset, or *any* byte pending.
 
-    A one-byte ``MSG_PEEK`` on a duplicate of the descriptor: asyncio hides ``recv`` on its sockets,
-    and the event loop may not have seen the gateway's FIN yet when the pool hands the connection out.
-    An idle HTTP/1.1 connection has nothing to read, so readable bytes mean the peer is leaving: on TLS
-    that is its ``close_notify`` alert (sent before the FIN), on plain HTTP an unsolicited 408 or the
-    like. httpcore treats a readable idle connection the same way.
+    ``poll`` with no wait on the descriptor: the event loop may not have seen the gateway's FIN yet when
+    the pool hands the connection out. An idle HTTP/1.1 connection has nothing to read, so a readable one
+    means the peer is leaving: on TLS that is its ``close_notify`` alert (sent before the FIN), on plain
+    HTTP an unsolicited 408 or the like. httpcore treats a readable idle connection the same way. No
+    duplicate descriptor: a process out of descriptors must not discard its healthy connections.
     """
     if sock is None:
         return False
     try:
-        with socket.socket(fileno=os.dup(sock.fileno())) as dup:
-            dup.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-            return True  # EOF (b"") or bytes nobody asked for
-    except BlockingIOError:
-        return False  # nothing pending: alive
-    except OSError:
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))  # readable, hung up or in error
+    except (OSError, ValueError):
         return True
 
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import select
+import socket
+import ssl
+import threading
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from litellm_alipay.errors import ConnectionDroppedError, ReadTimeoutError, TransportError
 from litellm_alipay.transport.h1 import H1Transport
-from litellm_alipay.transport.http import HttpRequest
+from litellm_alipay.transport.http import HttpRequest, _peer_closed
+
+from .net_helpers import make_ca
 
 #: What the server does for one request: the bytes to answer, "close" (drop without answering) or
 #: "hang" (never answer).
@@ -26,14 +32,16 @@ def answer(body: bytes, *headers: str, status: str = "200 OK") -> bytes:
 class ScriptedServer:
     """Answers the n-th request with ``script[n]``; records each request and connection."""
 
-    def __init__(self, script: list[Action]) -> None:
+    def __init__(self, script: list[Action], tls: ssl.SSLContext | None = None) -> None:
         self.script = list(script)
         self.requests: list[tuple[str, dict[str, str], bytes, int]] = []  # (line, headers, body, connection)
         self.connections = 0
+        self.ended = 0  # connections the client ended (EOF or reset seen by the server)
+        self.tls = tls
         self._hang = asyncio.Event()
 
     async def __aenter__(self) -> ScriptedServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
@@ -49,7 +57,8 @@ class ScriptedServer:
             while True:
                 try:
                     head = await reader.readuntil(b"\r\n\r\n")
-                except asyncio.IncompleteReadError:
+                except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+                    self.ended += 1
                     return
                 line, *rest = head.decode("latin-1").split("\r\n")
                 headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in rest if h)}
@@ -63,7 +72,8 @@ class ScriptedServer:
                     return
                 writer.write(action)
                 await writer.drain()
-                if b"Connection: close" in action or b"Content-Length" not in action and b"chunked" not in action:
+                framed = b"Content-Length" in action or b"chunked" in action or action.startswith(b"HTTP/1.1 204")
+                if b"Connection: close" in action or not framed:
                     return
         finally:
             writer.close()
@@ -179,7 +189,8 @@ async def test_nothing_listening_is_a_connection_error_with_nothing_sent(transpo
     assert caught.value.sent is False
 
 
-@pytest.mark.parametrize("bad", [{"X-Token": "a\r\nInjected: 1"}, {"X-Name": "支付宝"}])
+@pytest.mark.parametrize("bad", [{"X-Token": "a\r\nInjected: 1"}, {"X-Name": "支付宝"}, {"Content-Length": "1"},
+                                 {"Bad Name": "x"}])
 async def test_a_header_that_cannot_be_sent_safely_is_refused_before_sending(transport, bad):
     async with ScriptedServer([answer(b"never")]) as server:
         with pytest.raises(TransportError) as caught:
@@ -205,4 +216,111 @@ async def test_a_burst_keeps_only_the_pool_and_aclose_closes_it(transport):
         pool = transport._pools.get()
         assert sum(len(idle) for idle in pool.idle.values()) == 2  # pool_size 2 of the 5 stayed
         await transport.aclose()
-        assert all(not idle for idle in pool.idle.values())
+        while server.ended < 5:  # the server sees each of the five connections end (3 at once, 2 at aclose)
+            await asyncio.sleep(0)
+
+
+def _blocking_server(replies: list[bytes], close_first: threading.Event, first_closed: threading.Event
+                     ) -> tuple[int, list[socket.socket]]:
+    """A thread server: answers each connection's one request; closes the first connection on a signal."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def one(conn: socket.socket, n: int) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        conn.sendall(replies[n])
+        if n == 0:
+            close_first.wait(10)
+            conn.close()
+            first_closed.set()
+
+    def serve() -> None:
+        for n in range(len(replies)):
+            conn, _ = listener.accept()
+            accepted.append(conn)
+            threading.Thread(target=one, args=(conn, n), daemon=True).start()
+        listener.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1], accepted
+
+
+async def test_the_liveness_check_catches_a_close_the_loop_has_not_seen(transport):
+    """The FIN is in the socket but the loop has not run since: only ``_peer_closed`` can tell."""
+    close_first, first_closed = threading.Event(), threading.Event()
+    port, accepted = _blocking_server([answer(b"1"), answer(b"2")], close_first, first_closed)
+    assert (await transport.send(request(port))).content == b"1"
+    pooled = transport._pools.get().idle[f"http://127.0.0.1:{port}"][0]
+    sock = pooled.transport.get_extra_info("socket")
+    # The loop is blocked from here to the next send: the close is never delivered to the protocol.
+    close_first.set()
+    assert first_closed.wait(10)
+    assert select.select([sock.fileno()], [], [], 10)[0]  # the FIN has reached this socket
+    assert _peer_closed(sock)
+    second = await transport.send(request(port))
+    assert second.content == b"2" and len(accepted) == 2
+
+
+async def test_a_cancelled_exchange_is_aborted_and_never_pooled(transport):
+    async with ScriptedServer(["hang", answer(b"after")]) as server:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):  # the caller's deadline, as the gateway's timeout_at
+                await transport.send(request(server.port, read_timeout=60))
+        pool = transport._pools.get()
+        assert not pool.busy and not any(pool.idle.values())
+        assert (await transport.send(request(server.port))).content == b"after"
+    assert server.connections == 2
+
+
+async def test_a_second_answer_to_one_request_is_not_taken_and_the_connection_not_reused(transport):
+    double = answer(b"ok") + answer(b"evil", "X-Evil: 1")
+    async with ScriptedServer([double, answer(b"next")]) as server:
+        first = await transport.send(request(server.port))
+        assert first.content == b"ok" and "X-Evil" not in first.headers
+        assert (await transport.send(request(server.port))).content == b"next"
+    assert server.connections == 2
+
+
+async def test_no_body_answers_http_1_0_and_large_requests(transport):
+    script = [b"HTTP/1.1 204 No Content\r\n\r\n", b"HTTP/1.1 204 No Content\r\n\r\n",
+              answer(b"", "Content-Encoding: gzip", status="502 Bad Gateway"),
+              b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nold", answer(b"big")]
+    async with ScriptedServer(script) as server:
+        first = await transport.send(request(server.port))
+        second = await transport.send(request(server.port))
+        assert (first.status, second.status, server.connections) == (204, 204, 1)  # 204 keeps the connection
+        bad = await transport.send(request(server.port))
+        assert (bad.status, bad.content) == (502, b"")  # an empty gzip body is no decoding error
+        old = await transport.send(request(server.port))
+        assert old.content == b"old"  # HTTP/1.0 without keep-alive: not reused afterwards
+        large = b"x" * 200_000
+        assert (await transport.send(request(server.port, body=large))).content == b"big"
+    assert server.requests[-1][2] == large and server.requests[-1][3] == 2
+
+
+async def test_tls_is_http_1_1_even_when_the_shared_context_offers_h2(tmp_path):
+    from litellm_alipay.transport.egress import ssl_config
+
+    pki = make_ca(tmp_path)
+    shared = ssl_config(str(pki.ca_path))
+    assert isinstance(shared, ssl.SSLContext)
+    shared.set_alpn_protocols(["h2", "http/1.1"])  # what httpcore does to it for an http2 deployment
+    server_tls = pki.server_context
+    server_tls.set_alpn_protocols(["h2", "http/1.1"])
+    t = H1Transport(2, str(pki.ca_path), Fallback())
+    try:
+        async with ScriptedServer([answer(b"over tls")], tls=server_tls) as server:
+            got = await t.send(HttpRequest(url=f"https://127.0.0.1:{server.port}/gateway.do", content=b"a=1",
+                                           headers={}, read_timeout=10, connect_timeout=5))
+        assert got.content == b"over tls"
+    finally:
+        await t.aclose()
+
+
+async def test_a_credential_in_the_url_is_never_sent_nor_shown(transport):
+    with pytest.raises(TransportError) as caught:
+        await transport.send(HttpRequest(url="http://app:s3cret@127.0.0.1:1/gateway.do", content=b"",
+                                         headers={}, read_timeout=1, connect_timeout=1))
+    assert caught.value.sent is False and "s3cret" not in str(caught.value)

@@ -77,6 +77,7 @@ def test_no_unclosed_warning_at_interpreter_exit(alipay_emulator):
                 asyncio.run(one(transport))
         loop = asyncio.new_event_loop()        # a loop managed by hand: aclose() before closing it
         loop.run_until_complete(one("aiohttp"))
+        loop.run_until_complete(one("h1"))
         loop.run_until_complete(litellm_alipay.aclose())
         loop.close()
         from litellm_alipay.transport import http as transport
