@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, urlencode
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -49,8 +50,9 @@ STREAM_MESSAGES = [{"role": "user", "content": WORDS}]
 STREAM_LONG, STREAM_SHORT = 40, 4  # max_tokens of the two stream lengths
 EMBED_INPUT = ["the quick brown fox", "支付宝 余额"]
 IMPLS = ("floor", "alipay", "openai")
-#: The chat section's extra rows: the two explanatory floors and the settings given per call (README example).
-CHAT_IMPLS = ("floor", "floor-unmapped", "floor-wait", "alipay", "alipay-kw", "openai")
+#: The chat section's extra rows: the two explanatory floors, the settings given per call (README example) and
+#: the transport before this issue's work (aiohttp for every call), for the before/after in one run.
+CHAT_IMPLS = ("floor", "floor-unmapped", "floor-wait", "alipay", "alipay-kw", "alipay-aiohttp", "openai")
 #: The Ant Ling rows: ``alipay/<id>`` (the Ant Ling backend) vs LiteLLM's ``openai/`` at the same emulated endpoint.
 LING_MODEL = "Ling-2.6-flash"
 LING_IMPLS = ("ant-ling", "openai")
@@ -280,6 +282,8 @@ class Bench:
             return f"openai/{model}", {"api_base": self.openai_base, "api_key": "bench"}
         if impl == "alipay-kw":  # settings given per call, as in the README's in-process example
             return f"alipay/{model}", dict(self.settings_kw)
+        if impl == "alipay-aiohttp":  # the async transport before h1
+            return f"alipay/{model}", {"transport": "aiohttp"}
         provider = {"floor": FLOOR, "floor-unmapped": FLOOR_UNMAPPED, "floor-wait": FLOOR_WAIT}.get(impl, "alipay")
         return f"{provider}/{model}", {}
 
@@ -389,6 +393,7 @@ class Bench:
         from litellm_alipay import protocol
         from litellm_alipay.backends.gateway import Gateway
         from litellm_alipay.settings import settings_for
+        from litellm_alipay.wire.form import form_encode
         from litellm_alipay.wire.signing import build_sign_content, extract_signed_node, sign_params, verify_response
 
         step("signing and verification")
@@ -420,6 +425,10 @@ class Bench:
                   lambda: pub.verify(signature, node, padding.PKCS1v15(), hashes.SHA256()))
             timed("verify_response (extract + verify + parse)",
                   lambda: verify_response(body, protocol.METHOD_CHAT, pub, "RSA2"))
+            signed = protocol.sign_request(params, key)
+            timed("form encoding: urllib urlencode (before)", lambda: (
+                urlencode(signed, encoding="utf-8", quote_via=quote)))
+            timed("form encoding: wire.form (now)", lambda: form_encode(signed))
             crypto_parses = counter.count - before
         self.rows.append(Row("crypto", "key parses per request (measured alipay calls)", None,
                              self.parsed_calls, note=f"{self.parses.count - crypto_parses}/{self.parsed_calls}"

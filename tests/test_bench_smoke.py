@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ROWS = (
     [f"{section} {impl} {conc}" for section in ("chat", "stream", "embed")
      for impl in ("floor", "alipay", "openai") for conc in (1, 10, 50)]
-    + [f"chat {impl} {conc}" for impl in ("floor-unmapped", "floor-wait", "alipay-kw") for conc in (1, 10, 50)]
+    + [f"chat {impl} {conc}" for impl in ("floor-unmapped", "floor-wait", "alipay-kw", "alipay-aiohttp")
+       for conc in (1, 10, 50)]
     + [f"stream-short {impl} 10" for impl in ("floor", "alipay", "openai")]
     + [f"{section} {impl} {conc}" for section in ("ling-chat", "ling-stream") for impl in ("ant-ling", "openai")
        for conc in (1, 10)]
@@ -28,7 +29,8 @@ ROWS = (
 CRYPTO = (
     "raw RSA2 sign (cryptography)", "sign_params (content + RSA2)", "build_request (json+envelope+sign+encode)",
     "raw RSA2 verify (cryptography)", "verify_response (extract + verify + parse)",
-    "key parses per request (measured alipay calls)",
+    "key parses per request (measured alipay calls)", "form encoding: urllib urlencode (before)",
+    "form encoding: wire.form (now)",
 )
 
 

@@ -30,6 +30,7 @@ import httptools
 from multidict import CIMultiDict
 
 from ..errors import ConnectionDroppedError, ConnectTimeoutError, LocalOverloadError, ReadTimeoutError, TransportError
+from .base import HttpResponse, _certificate_error, _local_failure, _peer_closed, _untrusted
 from .egress import ssl_config
 from .loop_resources import PerLoop
 
@@ -303,8 +304,6 @@ class H1Transport:
     async def send(self, request: Any, *, stream: bool = False) -> Any:
         if stream or self._fallback._proxy(request.url)[0] is not None:
             return await self._fallback.send(request, stream=stream)
-        from .http import HttpResponse
-
         origin = self._origin(request.url)
         head = _head(request, origin)
         pool = self._pools.get()
@@ -323,8 +322,6 @@ class H1Transport:
     async def _acquire(self, pool: _Pool, origin: _Origin, timeout: float) -> _Connection:
         """A pooled connection still open, else a new one; nothing has been written to either yet, so a
         new connection the gateway closes at once is replaced once before giving up (``sent=False``)."""
-        from .http import _peer_closed
-
         idle = pool.idle.get(origin.prefix)
         now = time.monotonic()
         while idle:
@@ -352,8 +349,6 @@ class H1Transport:
         idle.append(connection)
 
     async def _connect(self, origin: _Origin, timeout: float) -> _Connection:
-        from .http import _certificate_error, _local_failure, _untrusted
-
         loop = asyncio.get_running_loop()
         tls = None
         if origin.tls:
