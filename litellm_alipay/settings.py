@@ -152,6 +152,17 @@ def parse_number(name: str, value: Any, kind: type, minimum: float) -> Any:
     return number
 
 
+#: The async transports a deployment may choose (``transport/http.py``'s ``async_transport``); the first is the default.
+TRANSPORTS = ("h1", "aiohttp", "httpx")
+
+
+def parse_transport(value: Any) -> str:
+    transport = str(value or TRANSPORTS[0]).lower()
+    if transport not in TRANSPORTS:
+        raise ConfigurationError("transport", "must be h1 (the default), aiohttp or httpx")
+    return transport
+
+
 def normalize_region(region: Any) -> str:
     """``" us-ca "`` → ``"US-CA"``: region codes compare case- and space-insensitively."""
     return str(region).strip().upper()
@@ -317,9 +328,7 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
             "or verify_response: false for testing only)",
         )
 
-    transport = str(raw["transport"] or "h1").lower()
-    if transport not in ("h1", "aiohttp", "httpx"):
-        raise ConfigurationError("transport", "must be h1 (the default), aiohttp or httpx")
+    transport = parse_transport(raw["transport"])
 
     def opt_rate(name: str) -> int | None:
         return None if raw[name] in (None, "") else parse_number(name, raw[name], int, 1)

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError
 from ..resilience.limiter import DEFAULT_GUARD
-from ..settings import BACKEND_SETTING_NAMES, BoundedCache, parse_bool, parse_number
+from ..settings import BACKEND_SETTING_NAMES, BoundedCache, parse_bool, parse_number, parse_transport
 
 DEFAULT_API_BASE = "https://api.ant-ling.com/v1"
 API_KEY_ENV = "ANT_LING_API_KEY"
@@ -108,9 +108,7 @@ def build_ant_ling_settings(given: Mapping[str, Any], env: Mapping[str, str] | N
     if api_base.endswith("/gateway.do"):
         raise ConfigurationError("api_base", "is an Alipay gateway URL; Ant Ling models need the Ant Ling "
                                              f"endpoint ({DEFAULT_API_BASE}) or backend: gateway")
-    transport = str(raw["transport"] or "h1").lower()
-    if transport not in ("h1", "aiohttp", "httpx"):
-        raise ConfigurationError("transport", "must be h1 (the default), aiohttp or httpx")
+    transport = parse_transport(raw["transport"])
 
     def opt_int(name: str) -> int | None:
         return None if raw[name] is None else parse_number(name, raw[name], int, 1)
