@@ -44,6 +44,12 @@ def _untrusted(exc: ssl.SSLCertVerificationError | None) -> TransportError:
         "CA bundle that signed it (or SSL_CERT_FILE)", sent=False)
 
 
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``: what connection pools and proxy choices are kept per."""
+    end = url.find("/", url.find("://") + 3)
+    return url[: end if end >= 0 else len(url)].partition("?")[0]
+
+
 @dataclass(slots=True)
 class HttpRequest:
     url: str

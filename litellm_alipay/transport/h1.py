@@ -30,7 +30,7 @@ import httptools
 from multidict import CIMultiDict
 
 from ..errors import ConnectionDroppedError, ConnectTimeoutError, LocalOverloadError, ReadTimeoutError, TransportError
-from .base import HttpResponse, _certificate_error, _local_failure, _peer_closed, _untrusted
+from .base import HttpResponse, _certificate_error, _local_failure, _peer_closed, _untrusted, origin_of
 from .egress import ssl_config
 from .loop_resources import PerLoop
 
@@ -293,18 +293,17 @@ class H1Transport:
         self._pools = PerLoop(_Pool, _close_pool, lambda pool: pool.closed)
         self._origins: dict[str, _Origin] = {}
 
-    def _origin(self, url: str) -> _Origin:
-        end = url.find("/", url.find("://") + 3)
-        key = url[: end if end >= 0 else len(url)].partition("?")[0]
+    def _origin(self, key: str) -> _Origin:
         found = self._origins.get(key)
         if found is None:
             found = self._origins[key] = _Origin(key)
         return found
 
     async def send(self, request: Any, *, stream: bool = False) -> Any:
-        if stream or self._fallback._proxy(request.url)[0] is not None:
+        key = origin_of(request.url)  # once: the proxy choice and the pool are both kept per origin
+        if stream or self._fallback.proxy_for(key)[0] is not None:
             return await self._fallback.send(request, stream=stream)
-        origin = self._origin(request.url)
+        origin = self._origin(key)
         head = _head(request, origin)
         pool = self._pools.get()
         connection = await self._acquire(pool, origin, request.connect_timeout)

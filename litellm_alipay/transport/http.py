@@ -38,6 +38,7 @@ from .base import (  # noqa: F401  (HttpRequest, HttpResponse and the helpers ar
     _local_failure,
     _peer_closed,
     _untrusted,
+    origin_of,
 )
 from .egress import client_env, ssl_config
 from .loop_resources import ClientOwner, PerLoop, register_sync
@@ -147,13 +148,16 @@ class AiohttpTransport:
         )
 
     def _proxy(self, url: str) -> tuple[Any, Any]:
-        """``(proxy, proxy_auth)`` for ``url`` from the environment, once per origin.
+        """``(proxy, proxy_auth)`` for ``url`` from the environment, once per origin (``proxy_for``)."""
+        return self.proxy_for(origin_of(url))
+
+    def proxy_for(self, origin: str) -> tuple[Any, Any]:
+        """``(proxy, proxy_auth)`` for an origin (``origin_of``) from the environment, looked up once.
 
         Not ``trust_env=True``: that costs two thread hops per request (netrc and proxy lookups) and
         would add a netrc ``Authorization`` to gateway calls. The registry keys transports on the proxy
         variables, so a cached answer stays right.
         """
-        origin = url[: url.find("/", url.find("://") + 3)] if url.count("/") >= 3 else url
         found = self._proxies.get(origin)
         if found is None:
             from aiohttp.helpers import get_env_proxy_for_url
