@@ -6,14 +6,15 @@ import pytest
 
 from litellm_alipay.wire.signing import generate_private_key, private_key_forms
 
-# <repo>/tests/wire/signing/conftest.py -> parents[3] is the repo root; CI clones shared/ beside the repo.
-SHARED = (Path(__file__).resolve().parents[3] / "../shared").resolve()
+# <repo>/tests/wire/signing/conftest.py -> parents[2] is <repo>/tests, which holds fixtures/alipay-certs: a copy of
+# the project's shared fixtures (Alipay's public test certificates), so a clone alone runs the suite.
+SHARED = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.fail(f"shared fixtures directory {SHARED} is missing (expected beside the repository)")
+    if not (SHARED / "fixtures").is_dir():
+        pytest.fail(f"fixtures directory {SHARED / 'fixtures'} is missing")
     return SHARED
 
 

@@ -8,15 +8,15 @@ import pytest
 from litellm_alipay.errors import KeyFormatError
 from litellm_alipay.wire.signing import CertKeyRing, cert_sn, load_public_key, root_cert_sn
 
-# <repo>/tests/wire/signing/test_certs.py -> parents[3] is the repo root; shared/ sits beside the repo.
-SHARED = (Path(__file__).resolve().parents[3] / "../shared").resolve()
+# <repo>/tests/wire/signing/test_certs.py -> parents[2] is <repo>/tests (fixtures/: see conftest.py).
+SHARED = Path(__file__).resolve().parents[2]
 VECTORS_FILE = SHARED / "fixtures" / "alipay-certs" / "cert_sn_vectors.json"
 
 
 def _vectors() -> list[dict]:
-    # Collected at import time: a missing shared/ must fail the run, not silently collect nothing.
+    # Collected at import time: a missing fixture must fail the run, not silently collect nothing.
     if not VECTORS_FILE.is_file():
-        pytest.fail(f"{VECTORS_FILE} is missing (shared/ must sit beside the repository)", pytrace=False)
+        pytest.fail(f"{VECTORS_FILE} is missing (tests/fixtures/alipay-certs)", pytrace=False)
     return json.loads(VECTORS_FILE.read_text(encoding="utf-8"))["cert_sn_vectors"]
 
 
