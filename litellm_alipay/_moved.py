@@ -20,7 +20,7 @@ MOVED = {
     "gateway": "backends.gateway", "streaming": "backends.gateway_stream", "user_auth": "backends.user_auth",
     "diagnosis": "backends.diagnosis", "protocol": "wire.protocol", "signing": "wire.signing",
     "egress": "transport.egress", "loop_resources": "transport.loop_resources", "guards": "resilience.guards",
-    "pricing": "billing.pricing", "ledger": "billing.ledger", "health": "ops.health", "shadow": "ops.shadow",
+    "pricing": "billing.pricing", "health": "ops.health", "shadow": "ops.shadow",
     "guardrails": "ops.guardrails", "residency": "ops.residency", "schema_prompt": "wire.schema_prompt",
     "backends.ant_ling_check": "ops.ant_ling_check", "resilience._redis": "resilience.redis_clients",
     "backends._sync": "transport.sync_driver",

@@ -13,6 +13,8 @@ Router must act on (fallbacks, cooldowns, retries) are raised as LiteLLM's own e
     │   └── DeploymentSettingError  a proxy client sent what only the deployment may set
     ├── DataResidencyError      a request that must not leave its region
     ├── ActionInDoubtError      actions may have executed at another app: not re-sent (reconcile)
+    ├── LedgerUnavailableError  the durable money ledger cannot be reached: money calls fail closed
+    ├── PolicyError             the payment policy refuses an action (names the setting: a cap, …)
     ├── TenantMismatchError     a user credential that belongs to another user than the request names
     ├── QuotaExceededError      the client-side limiter cannot fit the request in its time budget
     ├── CircuitOpenError        the tenant's circuit breaker is open
@@ -36,12 +38,32 @@ class AlipayError(Exception):
 
 
 class ConfigurationError(AlipayError, ValueError):
-    """A setting is missing or malformed; ``setting`` names it."""
+    """A setting is missing or malformed; ``setting`` names it (``kind`` says what it is: a setting, a
+    header, a field of the request)."""
+
+    kind = "setting"
 
     def __init__(self, setting: str, problem: str) -> None:
         self.setting = setting
         self.problem = problem
         super().__init__(f"{setting}: {problem}")
+
+
+class PolicyError(AlipayError):
+    """The deployment's payment policy (enabled actions, caps, confirmation) refuses this action before
+    anything is sent; ``setting`` names what would allow it."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting = setting
+        super().__init__(f"{problem} (setting: {setting})")
+
+
+class LedgerUnavailableError(AlipayError):
+    """The durable money ledger cannot be reached: money-moving calls fail closed (nothing sent)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"the money ledger is unavailable ({problem}); no payment action was sent. Retry "
+                         "with the same idempotency key once the ledger (ALIPAY_LEDGER_URL) is back")
 
 
 class DeploymentSettingError(ConfigurationError):
@@ -281,12 +303,14 @@ def local_error(exc: AlipayError, *, model: str, provider: str = PROVIDER) -> Ex
         cls, code = litellm.BadRequestError, "action-in-doubt"  # a 400 from a provider: no retry, no fallback
     elif isinstance(exc, TenantMismatchError):
         cls, code = litellm.AuthenticationError, "tenant-mismatch"
+    elif isinstance(exc, LedgerUnavailableError):
+        cls, code = litellm.ServiceUnavailableError, "ledger-unavailable"
     else:
         cls, code = getattr(exc, "litellm_class", litellm.ServiceUnavailableError), type(exc).__name__
     if isinstance(exc, ConfigurationError):
         # "<setting>: …" would lose the setting to LiteLLM's secret masking (it reads "private_key: x" as a
         # secret and prints "app_REDACTED"): name it without a colon or equals sign after it.
-        return _build(cls, f"Alipay configuration: setting {exc.setting!r} {exc.problem}", model, provider,
+        return _build(cls, f"Alipay configuration: {exc.kind} {exc.setting!r} {exc.problem}", model, provider,
                       code, None, None)
     built = _build(cls, f"Alipay {code}: {exc}", model, provider, code, None, None)
     if isinstance(exc, ActionInDoubtError):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..errors import AlipayError, ConfigurationError
+from ..errors import ConfigurationError, PolicyError
 from ..wire.signing import BEIJING
 from . import wire
 from .store import SharedStore
@@ -33,14 +33,6 @@ POLICY_ENV = {
     "refund_cap_per_day": "ALIPAY_PAYMENTS_REFUND_CAP_PER_DAY", "confirm": "ALIPAY_PAYMENTS_CONFIRM",
     "redis_url": "ALIPAY_REDIS_URL",
 }
-
-
-class PolicyError(AlipayError):
-    """The deployment's payment policy refuses this action; ``setting`` names what would allow it."""
-
-    def __init__(self, setting: str, problem: str) -> None:
-        self.setting = setting
-        super().__init__(f"{problem} (setting: {setting})")
 
 
 def _cap(name: str, value: Any) -> int | None:
