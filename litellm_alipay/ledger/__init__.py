@@ -56,6 +56,15 @@ def ledger_for(url: str | None = None) -> Ledger:
     return found
 
 
+def close_ledgers() -> None:
+    """Close every ledger's connection and forget them (tests; a process that changes its URL)."""
+    with _lock:
+        found = list(_ledgers.values())
+        _ledgers.clear()
+    for ledger in found:
+        ledger.engine.close()
+
+
 def request_id(scope: str, key: str) -> str:
     """A logical request's id: the hash of its caller scope and key (keys are never stored). Not of the
     app: the record names the app the request went to, so a fallback to another app is seen."""
@@ -63,4 +72,5 @@ def request_id(scope: str, key: str) -> str:
 
 
 __all__ = ["CLAIMED", "FAILED", "FINAL", "LEDGER_ENV", "SUCCEEDED", "UNKNOWN", "ActionRow", "Hold",
-           "IdempotencyKeyReusedError", "Ledger", "RequestRecord", "default_url", "ledger_for", "request_id"]
+           "IdempotencyKeyReusedError", "Ledger", "RequestRecord", "close_ledgers", "default_url", "ledger_for",
+           "engine_for", "request_id"]

@@ -6,8 +6,9 @@ inside an explicit transaction: SQLite's ``BEGIN IMMEDIATE`` (one writer at a ti
 or a PostgreSQL transaction whose conditional ``UPDATE``s take row locks (two instances can never both
 pass a cap). The drivers are the maintained ones: the standard library's ``sqlite3`` and ``psycopg`` 3.
 
-Calls are blocking; the ledger runs them on worker threads (``asyncio.to_thread``), one connection per
-thread, re-opened once after the server dropped it.
+Calls are blocking; the ledger runs them on worker threads (``asyncio.to_thread``) over one connection
+per engine, one transaction at a time (money calls are few; SQLite has one writer anyway), re-opened
+once after the server dropped it.
 """
 
 from __future__ import annotations
@@ -43,20 +44,19 @@ class Engine:
     unavailable: tuple[type[BaseException], ...] = ()
 
     def __init__(self) -> None:
-        self._local = threading.local()
+        self._conn: Any = None
+        self.lock = threading.RLock()  # one transaction at a time on the one connection
 
     def connect(self) -> Any:  # pragma: no cover - per engine
         raise NotImplementedError
 
     def _connection(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self.connect()
-        return conn
+        if self._conn is None:
+            self._conn = self.connect()
+        return self._conn
 
     def _drop_connection(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
+        conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.close()
@@ -67,8 +67,9 @@ class Engine:
         yield
 
     def close(self) -> None:
-        """Close this thread's connection (other threads' close with their thread)."""
-        self._drop_connection()
+        """Close the connection (the next transaction opens a new one)."""
+        with self.lock:
+            self._drop_connection()
 
 
 class _SqliteTx:
@@ -105,15 +106,16 @@ class SqliteEngine(Engine):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")  # the write lock now: no upgrade deadlock between two writers
-        try:
-            yield _SqliteTx(conn)
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self.lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")  # the write lock now: no upgrade deadlock between two writers
+            try:
+                yield _SqliteTx(conn)
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
 
 class _PgTx:
@@ -146,16 +148,17 @@ class PostgresEngine(Engine):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:
-        conn = self._connection()
-        if conn.closed or conn.broken:
-            self._drop_connection()
+        with self.lock:
             conn = self._connection()
-        try:
-            with conn.transaction(), conn.cursor() as cur:
-                yield _PgTx(cur)
-        except self.unavailable:
-            self._drop_connection()  # the next call reconnects
-            raise
+            if conn.closed or conn.broken:
+                self._drop_connection()
+                conn = self._connection()
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    yield _PgTx(cur)
+            except self.unavailable:
+                self._drop_connection()  # the next call reconnects
+                raise
 
 
 def engine_for(url: str) -> Engine:

@@ -47,6 +47,8 @@ class PaymentResult:
     sent: bool = True
     outcome_known: bool = True
     reconciled: bool = False
+    #: answered from the money ledger's record of an earlier attempt: nothing moved in this call
+    replayed: bool = False
 
     @property
     def code(self) -> str | None:
@@ -77,7 +79,21 @@ class PaymentResult:
             out["outcome_known"] = False
         if self.reconciled:
             out["reconciled"] = True
+        if self.replayed:
+            out["replayed"] = True
         return out
+
+    def to_record(self) -> dict[str, Any]:
+        """What the money ledger keeps of an outcome, to answer every later attempt with it."""
+        return {"method": self.method, "result": self.result.value, "explanation": self.explanation,
+                "node": self.node, "out_request_no": self.out_request_no, "sent": self.sent,
+                "outcome_known": self.outcome_known, "reconciled": self.reconciled}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> PaymentResult:
+        return cls(record["method"], ResultClass(record["result"]), record["explanation"], dict(record["node"]),
+                   record.get("out_request_no"), bool(record.get("sent", True)),
+                   bool(record.get("outcome_known", True)), bool(record.get("reconciled", False)))
 
 
 def trade_ref(out_trade_no: str | None, trade_no: str | None) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """What a deployment lets the toolkit do: read-only by default, money-moving actions by name, refund
-caps per call and per day (the day's total shared through Redis when configured), confirmation.
+caps per call, per logical request, per caller key per day and per app per day (totals in the durable
+money ledger, booked in the same transaction as the action's claim), confirmation.
 
 Refusals are ``PolicyError``: typed, naming the setting that refused and what would allow it, and
 raised before anything is sent.
@@ -7,12 +8,14 @@ raised before anything is sent.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from ..errors import ConfigurationError, PolicyError
+from ..ledger import Hold
 from ..wire.signing import BEIJING
 from . import wire
 from .store import SharedStore
@@ -30,9 +33,16 @@ _BY_METHOD = {method: name for name, method in ACTIONS.items()}
 #: policy setting -> environment variable
 POLICY_ENV = {
     "enabled_actions": "ALIPAY_PAYMENTS_ENABLED_ACTIONS", "refund_cap_per_call": "ALIPAY_PAYMENTS_REFUND_CAP_PER_CALL",
+    "refund_cap_per_request": "ALIPAY_PAYMENTS_REFUND_CAP_PER_REQUEST",
+    "refund_cap_per_key_per_day": "ALIPAY_PAYMENTS_REFUND_CAP_PER_KEY_PER_DAY",
     "refund_cap_per_day": "ALIPAY_PAYMENTS_REFUND_CAP_PER_DAY", "confirm": "ALIPAY_PAYMENTS_CONFIRM",
-    "redis_url": "ALIPAY_REDIS_URL",
 }
+_CAPS = ("refund_cap_per_call", "refund_cap_per_request", "refund_cap_per_key_per_day", "refund_cap_per_day")
+
+
+def setting_name(name: str) -> str:
+    """How a refusal names a policy setting: its mapping key and its environment variable."""
+    return f"payments.{name} ({POLICY_ENV[name]})"
 
 
 def _cap(name: str, value: Any) -> int | None:
@@ -44,31 +54,30 @@ class PaymentPolicy:
     """The payment settings of one deployment (``payments_*`` keys in ``from_mapping``)."""
 
     enabled_actions: frozenset[str] = READ_ONLY
-    refund_cap_per_call: int | None = None  # cents
+    refund_cap_per_call: int | None = None  # cents, one action
+    refund_cap_per_request: int | None = None  # cents, every action of one logical request together
+    refund_cap_per_key_per_day: int | None = None  # cents, per caller (proxy key) and Beijing day
     refund_cap_per_day: int | None = None  # cents, per app and Beijing day
     confirm: bool = False
-    redis_url: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> PaymentPolicy:
-        """From ``enabled_actions`` (names or method names), ``refund_cap_per_call``,
-        ``refund_cap_per_day`` (yuan), ``confirm`` and ``redis_url``; unknown keys are refused."""
-        known = {"enabled_actions", "refund_cap_per_call", "refund_cap_per_day", "confirm", "redis_url"}
+        """From ``enabled_actions`` (names or method names), the ``refund_cap_*`` caps (yuan) and
+        ``confirm``; unknown keys are refused."""
+        known = {"enabled_actions", "confirm", *_CAPS}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigurationError(f"payments.{unknown[0]}", f"is not a payment setting ({', '.join(sorted(known))})")
         return cls(
             enabled_actions=enabled(data.get("enabled_actions") or ()),
-            refund_cap_per_call=_cap("payments.refund_cap_per_call", data.get("refund_cap_per_call")),
-            refund_cap_per_day=_cap("payments.refund_cap_per_day", data.get("refund_cap_per_day")),
+            **{name: _cap(setting_name(name), data.get(name)) for name in _CAPS},
             confirm=bool(data.get("confirm", False)),
-            redis_url=data.get("redis_url") or None,
         )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PaymentPolicy:
-        """From ``ALIPAY_PAYMENTS_*`` variables (``ENABLED_ACTIONS`` comma-separated, ``REFUND_CAP_PER_CALL``,
-        ``REFUND_CAP_PER_DAY``, ``CONFIRM``) and ``ALIPAY_REDIS_URL``: deployment settings only."""
+        """From ``ALIPAY_PAYMENTS_*`` variables (``ENABLED_ACTIONS`` comma-separated, the ``REFUND_CAP_*``
+        caps, ``CONFIRM``): deployment settings only."""
         import os
 
         env = os.environ if env is None else env
@@ -79,12 +88,12 @@ class PaymentPolicy:
 
     def check_enabled(self, action: str) -> None:
         if action not in self.enabled_actions:
-            raise PolicyError("payments.enabled_actions",
+            raise PolicyError(setting_name("enabled_actions"),
                               f"the action {action!r} is not enabled for this deployment (read-only by default)")
 
     def check_call_cap(self, amount_cents: int) -> None:
         if self.refund_cap_per_call is not None and amount_cents > self.refund_cap_per_call:
-            raise PolicyError("payments.refund_cap_per_call",
+            raise PolicyError(setting_name("refund_cap_per_call"),
                               f"a refund of {wire.yuan(amount_cents)} exceeds the per-call cap of "
                               f"{wire.yuan(self.refund_cap_per_call)}")
 
@@ -95,6 +104,15 @@ class PaymentPolicy:
             raise PolicyError("refund_amount",
                               f"a refund of {wire.yuan(amount_cents)} exceeds the refundable balance of "
                               f"{wire.yuan(refundable_cents)}")
+
+    def holds(self, app_id: str, caller: str, request_id: str, amount_cents: int) -> list[Hold]:
+        """The cap totals one refund books in the ledger with its claim (all or none, one transaction)."""
+        now, day = time.time(), beijing_day()
+        named = (("refund_cap_per_request", f"payments:request:{request_id}", now + 30 * 86400),
+                 ("refund_cap_per_key_per_day", f"payments:caller-day:{caller}:{day}", now + 2 * 86400),
+                 ("refund_cap_per_day", f"payments:app-day:{app_id}:{day}", now + 2 * 86400))
+        return [Hold(total, amount_cents, cap, setting_name(name), expires)
+                for name, total, expires in named if (cap := getattr(self, name)) is not None]
 
 
 def enabled(names: Iterable[str] | str) -> frozenset[str]:
@@ -117,27 +135,12 @@ def beijing_day() -> str:
 
 
 class RefundBook:
-    """Today's refunded total per app (reserved before sending, released after a refund that certainly
-    did not happen) and each trade's refunded total as Alipay reported it (Alipay's trade query does
-    not report refunds, so the refundable balance is total − this); in the ``SharedStore``, so every
-    worker sees one total when it is Redis-backed."""
+    """Each trade's refunded total as Alipay reported it (Alipay's trade query does not report refunds,
+    so the refundable balance is total − this), in the durable ledger so every worker sees one total.
+    (The caps' totals are the policy's ``holds``, booked with each refund's claim.)"""
 
     def __init__(self, store: SharedStore) -> None:
         self.store = store
-
-    @staticmethod
-    def day_key(app_id: str) -> str:
-        return f"refunded:{app_id}:{beijing_day()}"
-
-    async def reserve(self, app_id: str, amount_cents: int, cap_cents: int) -> None:
-        """Book ``amount`` against today's cap, or raise ``PolicyError`` (nothing booked)."""
-        if not await self.store.add_within(self.day_key(app_id), amount_cents, cap_cents, 172800):
-            raise PolicyError("payments.refund_cap_per_day",
-                              f"a refund of {wire.yuan(amount_cents)} would exceed today's cap of "
-                              f"{wire.yuan(cap_cents)} for app {app_id}")
-
-    async def release(self, app_id: str, amount_cents: int) -> None:
-        await self.store.add(self.day_key(app_id), -amount_cents)
 
     async def refunded(self, app_id: str, trade: str) -> int:
         """The trade's cumulative refunded amount as Alipay last reported it (``refund_fee``)."""

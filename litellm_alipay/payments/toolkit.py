@@ -20,12 +20,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ConfigurationError
+from ..ledger import FAILED, FINAL, SUCCEEDED, UNKNOWN, ActionRow, IdempotencyKeyReusedError, Ledger, request_id
 from ..settings import AlipaySettings
 from . import wire
 from ._sync import run_sync
 from .audit import AuditLog
 from .classify import ResultClass
-from .idempotency import check_idempotency_key, refund_request_no
+from .idempotency import caller_of, check_idempotency_key, refund_request_no
 from .methods import PaymentMethods, PaymentResult, trade_ref
 from .policy import ACTIONS, READ_ONLY, PaymentPolicy, PolicyError, RefundBook
 from .store import SharedStore
@@ -45,6 +46,7 @@ class Proposal:
     trace_id: str
     out_request_no: str
     amount: str
+    scope: str = "-"
 
     def to_json(self) -> str:
         return json.dumps({k: getattr(self, k) for k in self.__dataclass_fields__ if k != "token"})
@@ -66,7 +68,7 @@ class PaymentToolkit:
 
     def __init__(self, settings: AlipaySettings, policy: PaymentPolicy | None = None,
                  audit: AuditLog | str | os.PathLike[str] | None = None, *, max_sends: int = 2,
-                 methods: PaymentMethods | None = None) -> None:
+                 methods: PaymentMethods | None = None, ledger: Ledger | None = None) -> None:
         self.settings = settings
         self.policy = policy or PaymentPolicy()
         self.audit = AuditLog(audit) if isinstance(audit, (str, os.PathLike)) else audit
@@ -74,23 +76,30 @@ class PaymentToolkit:
             raise ConfigurationError("max_sends", "must be at least 1")
         self.max_sends = max_sends
         self.methods = methods or PaymentMethods(settings)
-        #: shared by every worker when ``redis_url`` is set: daily totals, refunded totals, proposals
-        self.store = SharedStore(self.policy.redis_url)
+        #: money state in the durable ledger (ALIPAY_LEDGER_URL): claims, outcomes, totals, proposals
+        self.store = SharedStore(ledger)
         self.book = RefundBook(self.store)
 
     # ------------------------------------------------------------------------------------ public
     async def arun(self, action: str, args: Mapping[str, Any], *, idempotency_key: str | None = None,
-                   tenant: str | None = None, trace_id: str | None = None) -> PaymentResult | Proposal:
+                   tenant: str | None = None, trace_id: str | None = None,
+                   scope: str | None = None) -> PaymentResult | Proposal:
         """Run ``action`` (a tool name, see ``policy.ACTIONS``); ``PolicyError`` / ``ConfigurationError``
-        when the policy or the input refuses it (nothing sent)."""
+        when the policy or the input refuses it (nothing sent).
+
+        A money-moving action needs ``idempotency_key``: one per logical request, the same on every retry
+        of it. ``scope`` is who owns the key (a proxy key's hash, a tenant; default: the tenant), so two
+        callers choosing the same key never share an action. A retry is answered from the money ledger's
+        record (``replayed``), never executed again."""
         trace_id = trace_id or uuid.uuid4().hex
+        scope = scope or f"-|{tenant or '-'}"
         if action not in ACTIONS:
             raise ConfigurationError("action", f"{action!r} is not a payment action ({', '.join(sorted(ACTIONS))})")
         args = dict(args)
         try:
             self.policy.check_enabled(action)
             if action == "refund":
-                return await self._refund(args, idempotency_key, tenant, trace_id, confirmed=False)
+                return await self._refund(args, idempotency_key, tenant, trace_id, scope, confirmed=False)
             result = await self._simple(action, args)
         except (PolicyError, ConfigurationError) as exc:
             self._audit("refused", action, args, tenant, trace_id, result="refused",
@@ -114,7 +123,7 @@ class PaymentToolkit:
         self._audit("confirmation", proposal.action, proposal.args, proposal.tenant, proposal.trace_id,
                     out_request_no=proposal.out_request_no, amount=proposal.amount)
         result = await self._refund(proposal.args, proposal.idempotency_key, proposal.tenant, proposal.trace_id,
-                                    confirmed=True)
+                                    proposal.scope, confirmed=True)
         assert isinstance(result, PaymentResult)
         return result
 
@@ -144,17 +153,24 @@ class PaymentToolkit:
                                  subject=_arg(args, "subject"), notify_url=args.get("notify_url"))
 
     async def _refund(self, args: dict[str, Any], idempotency_key: str | None, tenant: str | None,
-                      trace_id: str, *, confirmed: bool) -> PaymentResult | Proposal:
+                      trace_id: str, scope: str, *, confirmed: bool) -> PaymentResult | Proposal:
+        """One logical refund: answered from the ledger when an earlier attempt under the key claimed it,
+        else checked, claimed with its cap holds (committed before the send), sent and settled."""
         app = self.settings.app_id
         key = check_idempotency_key(idempotency_key)
         amount = wire.amount(args.get("refund_amount"), "refund_amount")
         cents = wire.cents(amount)
         ref = trade_ref(args.get("out_trade_no"), args.get("trade_no"))
         trade = next(iter(ref.values()))
-        request_no = refund_request_no(app, key, trade, amount)
+        rid = request_id(scope, key)
+        request_no = refund_request_no(app, rid, trade)
         audit = {"out_request_no": request_no, "amount": amount, "tenant": tenant, "trace_id": trace_id}
         self.policy.check_call_cap(cents)  # before any call
+        ledger = self.store.ledger
 
+        earlier = await ledger.action(rid, "refund", trade)
+        if earlier is not None:
+            return await self._replay(earlier, cents, args, ref, audit)
         early, total = await self._preflight(ref, request_no)
         if early is not None:
             self._audit("outcome", "refund", args, **audit, result=early)
@@ -164,22 +180,66 @@ class PaymentToolkit:
 
         if self.policy.confirm and not confirmed:
             proposal = Proposal("cf_" + secrets.token_urlsafe(24), "refund", args, key, tenant, trace_id,
-                                request_no, amount)
+                                request_no, amount, scope)
             await self.store.put(_proposal_key(proposal.token), proposal.to_json(), PROPOSAL_TTL)
             self._audit("proposal", "refund", args, **audit, result="needs_confirmation")
             return proposal
 
-        if self.policy.refund_cap_per_day is not None:
-            await self.book.reserve(app, cents, self.policy.refund_cap_per_day)
+        row, mine = await ledger.claim_action(rid, app, "refund", trade, request_no, cents,
+                                              self.policy.holds(app, caller_of(scope), rid, cents))
+        if not mine:  # a concurrent attempt under the same key claimed it first
+            return await self._replay(row, cents, args, ref, audit)
         result = await self._send_refund(args, ref, amount, request_no, audit)
-        if result.result is ResultClass.SUCCEEDED and result.node.get("refund_fee"):
-            await self.book.record_refunded(app, trade, wire.cents(result.node["refund_fee"]))
-        replayed = result.node.get("fund_change") == "N"  # money moved before this call, not in it
-        moved_now = result.result is ResultClass.SUCCEEDED and not replayed
-        if self.policy.refund_cap_per_day is not None and result.outcome_known and not moved_now:
-            await self.book.release(app, cents)
+        return await self._settle(row, result, args, audit)
+
+    async def _settle(self, row: ActionRow, result: PaymentResult, args: dict[str, Any],
+                      audit: dict[str, Any]) -> PaymentResult:
+        """Record the outcome before answering: holds kept for money that moved (or may have), given back
+        when it certainly did not; a refund that certainly did not happen frees the claim for a retry."""
+        ledger = self.store.ledger
+        if result.result is ResultClass.SUCCEEDED:
+            await ledger.settle_action(row, SUCCEEDED, result.result.value, result.to_record())
+            if result.node.get("refund_fee"):
+                await self.book.record_refunded(self.settings.app_id, row.trade, wire.cents(result.node["refund_fee"]))
+        elif result.result is ResultClass.FAILED and result.outcome_known:
+            await ledger.settle_action(row, FAILED, result.result.value, result.to_record(), keep_cents=0)
+        elif not result.sent or (result.outcome_known and result.result is ResultClass.RETRY_SAME_ID):
+            await ledger.release_action(row)  # nothing happened: a retry under the key sends the same number
+        else:
+            await ledger.settle_action(row, UNKNOWN, result.result.value, result.to_record())
         self._audit("outcome", "refund", args, **audit, result=result)
         return result
+
+    async def _replay(self, row: ActionRow, cents: int, args: dict[str, Any], ref: dict[str, str],
+                      audit: dict[str, Any]) -> PaymentResult:
+        """A later attempt of a claimed refund: the recorded outcome, or — when the earlier attempt's answer
+        was lost — the refund query under its number, then (only if Alipay has no such refund) the same
+        number sent again, which Alipay executes at most once."""
+        if row.amount_cents != cents:
+            raise IdempotencyKeyReusedError(
+                "idempotency_key", f"a refund of {wire.yuan(row.amount_cents or 0)} on this trade; a second, "
+                                   "different refund of the same trade needs a new key")
+        audit = {**audit, "out_request_no": row.out_request_no}
+        if row.state in FINAL and row.answer:
+            replayed = replace(PaymentResult.from_record(row.answer), replayed=True)
+            self._audit("replay", "refund", args, **audit, result=replayed)
+            return replayed
+        check = await self.methods.refund_query(out_request_no=row.out_request_no, **ref)
+        if check.node.get("refund_status") == "REFUND_SUCCESS":
+            done = replace(_reconciled(check, row.out_request_no, "An earlier attempt of this request refunded "
+                                       "it (its answer was lost); nothing was sent again."), replayed=True)
+            await self.store.ledger.settle_action(row, SUCCEEDED, done.result.value, done.to_record())
+            if done.node.get("refund_fee"):
+                await self.book.record_refunded(self.settings.app_id, row.trade, wire.cents(done.node["refund_fee"]))
+            self._audit("outcome", "refund", args, **audit, result=done)
+            return done
+        if check.result is not ResultClass.NEEDS_CONFIRMATION:  # Alipay cannot tell now: nothing sent
+            return replace(check, method=wire.REFUND, out_request_no=row.out_request_no, sent=False,
+                           outcome_known=False, explanation="Not sent: an earlier attempt of this request may "
+                           "have refunded it and the refund query cannot tell now; retry with the same key. "
+                           + check.explanation)
+        result = await self._send_refund(args, ref, wire.yuan(cents), row.out_request_no, audit)
+        return await self._settle(row, result, args, audit)
 
     async def _preflight(self, ref: dict[str, str], request_no: str) -> tuple[PaymentResult | None, int]:
         """``(the answer, 0)`` when the refund must not (or need not) be sent, else ``(None, the trade's

@@ -81,8 +81,9 @@ class PaymentTools:
         return [_definition(name) for name in SPECS if name in enabled]
 
     async def aexecute(self, tool_call: Any, *, idempotency_key: str | None = None, tenant: str | None = None,
-                       trace_id: str | None = None) -> ToolOutcome:
-        """Run one tool call (an OpenAI dict or LiteLLM's ``ChatCompletionMessageToolCall``)."""
+                       trace_id: str | None = None, scope: str | None = None) -> ToolOutcome:
+        """Run one tool call (an OpenAI dict or LiteLLM's ``ChatCompletionMessageToolCall``) under the
+        caller's ``idempotency_key`` (and ``scope``: who owns the key); see ``PaymentToolkit.arun``."""
         function = _field(tool_call, "function") or {}
         name, call_id = str(_field(function, "name") or ""), str(_field(tool_call, "id") or "")
         try:
@@ -92,7 +93,7 @@ class PaymentTools:
             allowed = SPECS[name][1]
             clean = {k: v for k, v in args.items() if k in allowed}  # a model-invented request number is dropped
             outcome = await self.toolkit.arun(name, clean, idempotency_key=idempotency_key, tenant=tenant,
-                                              trace_id=trace_id)
+                                              trace_id=trace_id, scope=scope)
         except (PolicyError, ConfigurationError) as exc:
             return ToolOutcome(call_id, name, {"result": "refused", "setting": exc.setting, "explanation": str(exc)})
         if isinstance(outcome, Proposal):

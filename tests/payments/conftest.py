@@ -10,6 +10,7 @@ import pytest
 import pytest_asyncio
 from alipay.aop.api.DefaultAlipayClient import DefaultAlipayClient
 from emulator.test_interop_sdk import _client, sdk_env  # noqa: F401  (re-exported fixture)
+from pg_server import postgres_url  # noqa: F401  (re-exported fixture)
 from redis_server import redis_url  # noqa: F401  (re-exported fixture)
 
 from litellm_alipay.emulator.process import EmulatorProcess

@@ -89,9 +89,10 @@ async def test_query_and_refund_through_a_real_mcp_client(alipay_emulator, trade
     assert again.structured_content["result"] == "succeeded"
     assert again.structured_content["out_request_no"] == first.structured_content["out_request_no"]
     assert alipay_emulator.stats()["trades"]["refunds_executed"] == 1
-    outcomes = [r for r in _audit(tmp_path) if r["event"] == "outcome"]
+    assert again.structured_content["replayed"] is True and "replayed" not in first.structured_content
+    trail = [r for r in _audit(tmp_path) if r["event"] in ("outcome", "replay")]
     number = first.structured_content["out_request_no"]
-    assert len(outcomes) == 2 and {r["out_request_no"] for r in outcomes} == {number}
+    assert [r["event"] for r in trail] == ["outcome", "replay"] and {r["out_request_no"] for r in trail} == {number}
 
 
 @_async

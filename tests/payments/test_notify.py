@@ -186,9 +186,11 @@ def test_the_sync_verify_and_the_toolkit_lookup(captured) -> None:
     assert asyncio.iscoroutinefunction(notify_app(NotifyVerifier.for_toolkit(kit)))
 
 
-async def test_workers_sharing_redis_apply_a_notification_once(captured, redis_url) -> None:
+async def test_workers_sharing_a_ledger_apply_a_notification_once(captured, postgres_url) -> None:
     import uuid
 
+    from litellm_alipay.ledger import engine_for
+    from litellm_alipay.ledger.book import Ledger
     from litellm_alipay.payments.store import SharedStore
 
     emu, (partial, full) = captured
@@ -197,7 +199,7 @@ async def test_workers_sharing_redis_apply_a_notification_once(captured, redis_u
     async def hook(note: Notification) -> None:
         handled.append(note.trade_status or "")
 
-    app_id = f"2021{uuid.uuid4().int % 10**12:012d}"  # a fresh namespace in the shared Redis, per run
+    app_id = f"2021{uuid.uuid4().int % 10**12:012d}"  # a fresh namespace in the shared database, per run
     key = load_private_key((emu.keys_dir / "alipay_private_key.pem").read_text())
 
     def resign(params: dict[str, str]) -> dict[str, str]:
@@ -205,7 +207,7 @@ async def test_workers_sharing_redis_apply_a_notification_once(captured, redis_u
         return wire.sign_notify({**body, "app_id": app_id}, key)
 
     one, two = (NotifyVerifier(emu.alipay_public_key, app_id, trade_amount=_amount_10, on_notification=hook,
-                               store=SharedStore(redis_url)) for _ in range(2))
+                               store=SharedStore(Ledger(engine_for(postgres_url)))) for _ in range(2))
     note, closed = resign(partial), resign(full)
     assert await asyncio.gather(one.ahandle(note), two.ahandle(note)) == ["success", "success"]
     assert handled == ["TRADE_SUCCESS"]  # one worker applied it, the other saw it taken

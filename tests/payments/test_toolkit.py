@@ -13,7 +13,8 @@ from litellm_alipay.errors import ConfigurationError
 from litellm_alipay.payments import AuditLog, PaymentPolicy, PaymentToolkit, PolicyError, Proposal, ResultClass
 from litellm_alipay.payments.idempotency import refund_request_no
 from litellm_alipay.payments.methods import PaymentMethods
-from litellm_alipay.payments.policy import RefundBook
+from litellm_alipay.ledger import request_id
+from litellm_alipay.payments.policy import beijing_day
 
 from .conftest import emulator_settings
 
@@ -35,7 +36,7 @@ async def test_a_refund_succeeds_with_a_derived_request_number(settings, trade, 
     result = await _toolkit(settings).arun("refund", {"out_trade_no": t["out_trade_no"], "refund_amount": 25},
                                            idempotency_key=KEY)
     assert result.result is ResultClass.SUCCEEDED and result.node["fund_change"] == "Y"
-    assert result.out_request_no == refund_request_no(settings.app_id, KEY, t["out_trade_no"], "25.00")
+    assert result.out_request_no == refund_request_no(settings.app_id, request_id("-|-", KEY), t["out_trade_no"])
     assert result.to_dict()["refund_fee"] == "25.00"
     assert _refunds(alipay_emulator) == (1, 1)
 
@@ -46,8 +47,12 @@ async def test_the_same_logical_refund_twice_refunds_once(settings, trade, alipa
     first = await kit.arun("refund", args, idempotency_key=KEY)
     again = await kit.arun("refund", args, idempotency_key=KEY)
     assert first.result is again.result is ResultClass.SUCCEEDED
-    assert again.reconciled and again.out_request_no == first.out_request_no
-    assert _refunds(alipay_emulator) == (1, 1)  # the repeat was answered by the refund query, nothing re-sent
+    assert again.replayed and not first.replayed and again.out_request_no == first.out_request_no
+    assert again.to_dict()["replayed"] is True
+    assert _refunds(alipay_emulator) == (1, 1)  # the repeat was answered from the ledger, nothing re-sent
+    refund_queries = alipay_emulator.stats()["requests_by_method"].get("alipay.trade.fastpay.refund.query", 0)
+    await kit.arun("refund", args, idempotency_key=KEY)
+    assert alipay_emulator.stats()["requests_by_method"].get("alipay.trade.fastpay.refund.query", 0) == refund_queries
     other = await kit.arun("refund", args, idempotency_key=KEY + "-second")
     assert other.result is ResultClass.SUCCEEDED and other.out_request_no != first.out_request_no
     assert _refunds(alipay_emulator) == (2, 2)
@@ -140,7 +145,7 @@ async def test_read_only_by_default(settings, trade, alipay_emulator) -> None:
         "TRADE_SUCCESS"
     with pytest.raises(PolicyError) as refused:
         await kit.arun("refund", {"out_trade_no": t["out_trade_no"], "refund_amount": "5"}, idempotency_key=KEY)
-    assert refused.value.setting == "payments.enabled_actions"
+    assert refused.value.setting == "payments.enabled_actions (ALIPAY_PAYMENTS_ENABLED_ACTIONS)"
     assert _refunds(alipay_emulator) == (0, 0)
 
 
@@ -149,7 +154,7 @@ async def test_caps_and_the_refundable_balance_refuse_before_sending(settings, t
     kit = _toolkit(settings, refund_cap_per_call="60", refund_cap_per_day="80")
     with pytest.raises(PolicyError) as per_call:
         await kit.arun("refund", {"out_trade_no": t["out_trade_no"], "refund_amount": "60.01"}, idempotency_key=KEY)
-    assert per_call.value.setting == "payments.refund_cap_per_call"
+    assert per_call.value.setting == "payments.refund_cap_per_call (ALIPAY_PAYMENTS_REFUND_CAP_PER_CALL)"
     await kit.arun("refund", {"out_trade_no": t["out_trade_no"], "refund_amount": "50"}, idempotency_key="k-one-111")
     with pytest.raises(PolicyError) as balance:
         await kit.arun("refund", {"out_trade_no": t["out_trade_no"], "refund_amount": "50.01"},
@@ -159,15 +164,24 @@ async def test_caps_and_the_refundable_balance_refuse_before_sending(settings, t
     with pytest.raises(PolicyError) as daily:
         await kit.arun("refund", {"out_trade_no": other["out_trade_no"], "refund_amount": "30.01"},
                        idempotency_key="k-three-333")
-    assert daily.value.setting == "payments.refund_cap_per_day"
+    assert daily.value.setting == "payments.refund_cap_per_day (ALIPAY_PAYMENTS_REFUND_CAP_PER_DAY)"
     assert _refunds(alipay_emulator) == (1, 1)
 
 
-async def test_the_daily_cap_is_shared_through_redis(redis_url, alipay_emulator, trade) -> None:
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+async def test_the_daily_cap_is_shared_through_the_ledger(engine, postgres_url, tmp_path, alipay_emulator,
+                                                          trade) -> None:
+    from litellm_alipay.ledger import engine_for
+    from litellm_alipay.ledger.book import Ledger
+
+    url = postgres_url if engine == "postgresql" else f"sqlite:///{tmp_path}/shared.db"
     settings = emulator_settings(alipay_emulator)
-    cap = {"refund_cap_per_day": "50", "redis_url": redis_url}
-    one, two = _toolkit(settings, **cap), _toolkit(settings, **cap)  # two workers
-    await one.store.unclaim(RefundBook.day_key(settings.app_id))  # a rerun on the same Redis starts at 0
+    cap = {"refund_cap_per_day": "50", "enabled_actions": ["refund"]}
+    # two workers, each with its own connection to one database
+    one = PaymentToolkit(settings, PaymentPolicy.from_mapping(cap), ledger=Ledger(engine_for(url)))
+    two = PaymentToolkit(settings, PaymentPolicy.from_mapping(cap), ledger=Ledger(engine_for(url)))
+    day = f"payments:app-day:{settings.app_id}:{beijing_day()}"
+    await one.store.ledger.add(day, -await one.store.ledger.total(day))  # a rerun on the same database starts at 0
     a, b = trade("100.00"), trade("100.00")
     await one.arun("refund", {"out_trade_no": a["out_trade_no"], "refund_amount": "30"},
                    idempotency_key=uuid.uuid4().hex)
@@ -199,10 +213,14 @@ async def test_two_phase_confirmation(settings, trade, alipay_emulator) -> None:
     assert _refunds(alipay_emulator) == (1, 1)
 
 
-async def test_a_proposal_is_confirmed_once_by_any_worker(redis_url, alipay_emulator, trade) -> None:
+async def test_a_proposal_is_confirmed_once_by_any_worker(postgres_url, alipay_emulator, trade) -> None:
+    from litellm_alipay.ledger import engine_for
+    from litellm_alipay.ledger.book import Ledger
+
     settings = emulator_settings(alipay_emulator)
-    shared = {"confirm": True, "redis_url": redis_url}
-    proposer, confirmer, third = (_toolkit(settings, **shared) for _ in range(3))  # three workers
+    proposer, confirmer, third = (PaymentToolkit(settings, PaymentPolicy.from_mapping({"confirm": True, "enabled_actions": ["refund"]}),
+                                                 ledger=Ledger(engine_for(postgres_url)))
+                                  for _ in range(3))  # three workers on one PostgreSQL
     t = trade("40.00")
     proposal = await proposer.arun("refund", {"out_trade_no": t["out_trade_no"], "refund_amount": "4"},
                                    idempotency_key=uuid.uuid4().hex)

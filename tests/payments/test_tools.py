@@ -36,7 +36,7 @@ def test_executor_ignores_a_model_invented_request_number(settings, trade, alipa
     assert outcome.content["result"] == "succeeded" and outcome.content["out_request_no"] != "model-invented"
     assert outcome.message["role"] == "tool" and outcome.message["tool_call_id"] == "call_1"
     again = tools.execute(call, idempotency_key=KEY)  # the same logical request, retried
-    assert again.content["reconciled"] is True
+    assert again.content["replayed"] is True and again.content["out_request_no"] == outcome.content["out_request_no"]
     assert alipay_emulator.stats()["trades"]["refunds_executed"] == 1
 
 
@@ -45,7 +45,7 @@ def test_refusals_are_content_not_exceptions(settings, trade) -> None:
     t = trade("30.00")
     refused = tools.execute({"id": "c", "function": {"name": "refund", "arguments": json.dumps(
         {"out_trade_no": t["out_trade_no"], "refund_amount": "1"})}}, idempotency_key=KEY)
-    assert refused.content == {"result": "refused", "setting": "payments.enabled_actions",
+    assert refused.content == {"result": "refused", "setting": "payments.enabled_actions (ALIPAY_PAYMENTS_ENABLED_ACTIONS)",
                                "explanation": refused.content["explanation"]}
     bad = tools.execute({"id": "c", "function": {"name": "query_payment", "arguments": "{not json"}})
     assert bad.content["setting"] == "arguments"

@@ -7,7 +7,7 @@ import pytest
 from litellm_alipay.errors import ConfigurationError
 from litellm_alipay.payments import wire
 from litellm_alipay.payments.classify import SUB_CODES, ResultClass, classify
-from litellm_alipay.payments.idempotency import refund_request_no
+from litellm_alipay.payments.idempotency import check_idempotency_key, refund_request_no
 from litellm_alipay.wire.signing import generate_private_key
 
 
@@ -25,15 +25,16 @@ def test_bad_amounts_name_the_field(bad) -> None:
 
 
 def test_request_numbers_are_stable_and_distinct() -> None:
-    one = refund_request_no("2021", "key-00000001", "T1", "5.00")
-    assert one == refund_request_no("2021", "key-00000001", "T1", "5.00") and len(one) <= 64
-    others = {refund_request_no(*args) for args in [("2022", "key-00000001", "T1", "5.00"),
-                                                    ("2021", "key-00000002", "T1", "5.00"),
-                                                    ("2021", "key-00000001", "T2", "5.00"),
-                                                    ("2021", "key-00000001", "T1", "5.01")]}
-    assert one not in others and len(others) == 4
+    """From (app, scoped request, trade): never the amount, so a retry proposing another amount cannot make a
+    new refund number."""
+    one = refund_request_no("2021", "req-00000001", "T1")
+    assert one == refund_request_no("2021", "req-00000001", "T1") and len(one) <= 64
+    others = {refund_request_no(*args) for args in [("2022", "req-00000001", "T1"),
+                                                    ("2021", "req-00000002", "T1"),
+                                                    ("2021", "req-00000001", "T2")]}
+    assert one not in others and len(others) == 3
     with pytest.raises(ConfigurationError) as short:
-        refund_request_no("2021", "short", "T1", "5.00")
+        check_idempotency_key("short")
     assert short.value.setting == "idempotency_key" and "short" not in str(short.value)
 
 
@@ -79,7 +80,8 @@ def test_policy_from_the_environment_names_the_bad_setting() -> None:
     assert policy.refund_cap_per_day == 50000 and policy.refund_cap_per_call is None
     assert PaymentPolicy.from_env({}).enabled_actions == {"query_payment", "query_refund", "bill_download_url"}
     for env, setting in [({"ALIPAY_PAYMENTS_ENABLED_ACTIONS": "transfer"}, "payments.enabled_actions"),
-                         ({"ALIPAY_PAYMENTS_REFUND_CAP_PER_CALL": "1.234"}, "payments.refund_cap_per_call")]:
+                         ({"ALIPAY_PAYMENTS_REFUND_CAP_PER_CALL": "1.234"},
+                          "payments.refund_cap_per_call (ALIPAY_PAYMENTS_REFUND_CAP_PER_CALL)")]:
         with pytest.raises(ConfigurationError) as bad:
             PaymentPolicy.from_env(env)
         assert bad.value.setting == setting
