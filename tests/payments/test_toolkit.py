@@ -10,10 +10,10 @@ import uuid
 import pytest
 
 from litellm_alipay.errors import ConfigurationError
+from litellm_alipay.ledger import request_id
 from litellm_alipay.payments import AuditLog, PaymentPolicy, PaymentToolkit, PolicyError, Proposal, ResultClass
 from litellm_alipay.payments.idempotency import refund_request_no
 from litellm_alipay.payments.methods import PaymentMethods
-from litellm_alipay.ledger import request_id
 from litellm_alipay.payments.policy import beijing_day
 
 from .conftest import emulator_settings
@@ -218,8 +218,8 @@ async def test_a_proposal_is_confirmed_once_by_any_worker(postgres_url, alipay_e
     from litellm_alipay.ledger.book import Ledger
 
     settings = emulator_settings(alipay_emulator)
-    proposer, confirmer, third = (PaymentToolkit(settings, PaymentPolicy.from_mapping({"confirm": True, "enabled_actions": ["refund"]}),
-                                                 ledger=Ledger(engine_for(postgres_url)))
+    policy = PaymentPolicy.from_mapping({"confirm": True, "enabled_actions": ["refund"]})
+    proposer, confirmer, third = (PaymentToolkit(settings, policy, ledger=Ledger(engine_for(postgres_url)))
                                   for _ in range(3))  # three workers on one PostgreSQL
     t = trade("40.00")
     proposal = await proposer.arun("refund", {"out_trade_no": t["out_trade_no"], "refund_amount": "4"},

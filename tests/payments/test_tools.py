@@ -45,7 +45,8 @@ def test_refusals_are_content_not_exceptions(settings, trade) -> None:
     t = trade("30.00")
     refused = tools.execute({"id": "c", "function": {"name": "refund", "arguments": json.dumps(
         {"out_trade_no": t["out_trade_no"], "refund_amount": "1"})}}, idempotency_key=KEY)
-    assert refused.content == {"result": "refused", "setting": "payments.enabled_actions (ALIPAY_PAYMENTS_ENABLED_ACTIONS)",
+    assert refused.content == {"result": "refused",
+                               "setting": "payments.enabled_actions (ALIPAY_PAYMENTS_ENABLED_ACTIONS)",
                                "explanation": refused.content["explanation"]}
     bad = tools.execute({"id": "c", "function": {"name": "query_payment", "arguments": "{not json"}})
     assert bad.content["setting"] == "arguments"
