@@ -127,6 +127,12 @@ class Ledger:
     async def _run(self, work: Callable[[Tx], T]) -> T:
         return await asyncio.to_thread(self._tx, work)
 
+    async def transact(self, work: Callable[[Tx], T]) -> T:
+        """Run ``work(tx)`` as one transaction on a worker thread: how a feature room keeps its own tables
+        (``tx.run(sql, params)`` with ``?`` placeholders, SQL both engines speak); ``LedgerUnavailableError``
+        when the database cannot be reached."""
+        return await self._run(work)
+
     def run_sync(self, work: Callable[[Tx], T]) -> T:
         """One transaction from synchronous code (tests, the CLI)."""
         return self._tx(work)
