@@ -199,7 +199,18 @@ def validate_chat(biz: Any) -> tuple[str, list[Mapping[str, Any]]]:
     out_request_no = biz.get("out_request_no")
     if out_request_no is not None and (not isinstance(out_request_no, str) or len(out_request_no) > 64):
         raise InvalidRequest("out_request_no must be a string of at most 64 characters")
+    for name in ("max_action_amount", "max_total_amount"):
+        if biz.get(name) is not None and limit_cents(biz.get(name)) is None:
+            raise InvalidRequest(f"{name} must be an amount string with at most 2 decimals, above 0")
     return model, messages
+
+
+def limit_cents(value: Any) -> int | None:
+    """A B5 limit (``"12.50"``) in cents, or None when malformed."""
+    if not isinstance(value, str) or not re.fullmatch(r"\d{1,9}(\.\d{1,2})?", value):
+        return None
+    cents = int(Decimal(value) * 100)
+    return cents if cents > 0 else None
 
 
 def _media_ack(parts: Sequence[Mapping[str, Any]]) -> list[str]:
