@@ -338,9 +338,8 @@ def _unfinished_answer(recorded: list[Any]) -> dict[str, Any]:
     """The answer to a retry of a request whose earlier attempt executed actions but never answered:
     what those actions did, reconciled with Alipay — the model is not asked again."""
     actions, lines = [], []
-    for result in recorded:
+    for args, result in recorded:
         content = result.to_dict()
-        args = {"out_trade_no": result.node.get("out_trade_no"), "refund_amount": result.node.get("refund_amount")}
         actions.append(_action("refund", args, _Outcome(content)))
         lines.append(f"refund {content.get('out_request_no')}: {content.get('result')}")
     text = ("This request was already being executed by an earlier attempt, which did not finish answering; "

@@ -192,10 +192,11 @@ class PaymentToolkit:
         result = await self._send_refund(args, ref, amount, request_no, audit)
         return await self._settle(row, result, args, audit)
 
-    async def arecorded(self, idempotency_key: str, scope: str) -> list[PaymentResult]:
-        """What the money ledger holds for a logical request: each action's recorded outcome, reconciled
-        first when an earlier attempt's answer was lost (a crash between send and answer). The action loop
-        answers a retry of an unfinished request with these instead of asking its model again."""
+    async def arecorded(self, idempotency_key: str, scope: str) -> list[tuple[dict[str, Any], PaymentResult]]:
+        """What the money ledger holds for a logical request: each action's arguments (trade, amount) and
+        recorded outcome, reconciled first when an earlier attempt's answer was lost (a crash between send
+        and answer). The action loop answers a retry of an unfinished request with these instead of asking
+        its model again."""
         record = await self.store.ledger.request(request_id(scope, check_idempotency_key(idempotency_key)))
         found = []
         for row in record.actions if record else ():
@@ -203,7 +204,7 @@ class PaymentToolkit:
             args = {**ref, "refund_amount": wire.yuan(row.amount_cents or 0)}
             audit = {"out_request_no": row.out_request_no, "amount": args["refund_amount"], "tenant": None,
                      "trace_id": None}
-            found.append(await self._replay(row, row.amount_cents or 0, args, ref, audit))
+            found.append((args, await self._replay(row, row.amount_cents or 0, args, ref, audit)))
         return found
 
     async def _settle(self, row: ActionRow, result: PaymentResult, args: dict[str, Any],
