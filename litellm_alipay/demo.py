@@ -20,8 +20,13 @@ def _line(title: str, text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    from .emulator.process import EmulatorProcess
+    import tempfile
 
+    from .emulator.process import EmulatorProcess
+    from .ledger import LEDGER_ENV
+
+    # a throwaway emulator gets a throwaway money ledger: its keys must not replay another run's refunds
+    os.environ[LEDGER_ENV] = f"sqlite:///{tempfile.mkdtemp(prefix='alipay-demo-ledger-')}/ledger.db"
     print("starting the Alipay gateway emulator (loopback, throwaway keys) …")
     with EmulatorProcess() as emulator:
         os.environ.update(emulator.env())
