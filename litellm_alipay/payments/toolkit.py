@@ -100,6 +100,8 @@ class PaymentToolkit:
             self.policy.check_enabled(action)
             if action == "refund":
                 return await self._refund(args, idempotency_key, tenant, trace_id, scope, confirmed=False)
+            if action == "cancel_payment":  # refunds a paid trade in full: money, under the same rules
+                return await self._cancel(args, idempotency_key, tenant, trace_id, scope)
             result = await self._simple(action, args)
         except (PolicyError, ConfigurationError) as exc:
             self._audit("refused", action, args, tenant, trace_id, result="refused",
@@ -191,6 +193,46 @@ class PaymentToolkit:
             return await self._replay(row, cents, args, ref, audit)
         result = await self._send_refund(args, ref, amount, request_no, audit)
         return await self._settle(row, result, args, audit)
+
+    async def _cancel(self, args: dict[str, Any], idempotency_key: str | None, tenant: str | None,
+                      trace_id: str, scope: str) -> PaymentResult:
+        """Cancel an order: closes it if unpaid, refunds it in full if paid — so, like a refund, claimed in
+        the ledger with its cap holds (the trade's total when paid) before it is sent, and a retry under the
+        key is answered from the record. Alipay cancels a trade at most once, so an unknown outcome is
+        settled by sending the cancel again."""
+        app = self.settings.app_id
+        key = check_idempotency_key(idempotency_key)
+        ref = trade_ref(args.get("out_trade_no"), args.get("trade_no"))
+        rid = request_id(scope, key)
+        ledger = self.store.ledger
+        row = await ledger.action(rid, "cancel_payment", trade_key(ref))
+        audit = {"tenant": tenant, "trace_id": trace_id}
+        if row is not None and row.state in FINAL and row.answer:
+            replayed = replace(PaymentResult.from_record(row.answer), replayed=True)
+            self._audit("replay", "cancel_payment", args, **audit, result=replayed)
+            return replayed
+        if row is None:
+            query = await self.methods.query(**ref)
+            if query.result is not ResultClass.SUCCEEDED:
+                return replace(query, method=wire.CANCEL, sent=False, explanation="Not sent: " + query.explanation)
+            paid = query.node.get("trade_status") == "TRADE_SUCCESS"
+            cents = wire.cents(query.node.get("total_amount")) if paid else 0
+            if cents:
+                self.policy.check_call_cap(cents)
+            holds = self.policy.holds(app, caller_of(scope), rid, cents) if cents else []
+            row, _ = await ledger.claim_action(rid, app, "cancel_payment", trade_key(ref), "", cents, holds)
+        self._audit("attempt", "cancel_payment", args, **audit, amount=wire.yuan(row.amount_cents or 0))
+        result = await self.methods.cancel(**ref)
+        if result.result is ResultClass.SUCCEEDED:
+            await ledger.settle_action(row, SUCCEEDED, result.result.value, result.to_record())
+        elif result.result is ResultClass.FAILED and result.outcome_known:
+            await ledger.settle_action(row, FAILED, result.result.value, result.to_record(), keep_cents=0)
+        elif not result.sent:
+            await ledger.release_action(row)
+        else:
+            await ledger.settle_action(row, UNKNOWN, result.result.value, result.to_record())
+        self._audit("outcome", "cancel_payment", args, **audit, result=result)
+        return result
 
     async def arecorded(self, idempotency_key: str, scope: str) -> list[tuple[dict[str, Any], PaymentResult]]:
         """What the money ledger holds for a logical request: each action's arguments (trade, amount) and
