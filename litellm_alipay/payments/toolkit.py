@@ -223,14 +223,7 @@ class PaymentToolkit:
             row, _ = await ledger.claim_action(rid, app, "cancel_payment", trade_key(ref), "", cents, holds)
         self._audit("attempt", "cancel_payment", args, **audit, amount=wire.yuan(row.amount_cents or 0))
         result = await self.methods.cancel(**ref)
-        if result.result is ResultClass.SUCCEEDED:
-            await ledger.settle_action(row, SUCCEEDED, result.result.value, result.to_record())
-        elif result.result is ResultClass.FAILED and result.outcome_known:
-            await ledger.settle_action(row, FAILED, result.result.value, result.to_record(), keep_cents=0)
-        elif not result.sent:
-            await ledger.release_action(row)
-        else:
-            await ledger.settle_action(row, UNKNOWN, result.result.value, result.to_record())
+        await self._record(row, result)
         self._audit("outcome", "cancel_payment", args, **audit, result=result)
         return result
 
@@ -251,21 +244,25 @@ class PaymentToolkit:
 
     async def _settle(self, row: ActionRow, result: PaymentResult, args: dict[str, Any],
                       audit: dict[str, Any]) -> PaymentResult:
-        """Record the outcome before answering: holds kept for money that moved (or may have), given back
-        when it certainly did not; a refund that certainly did not happen frees the claim for a retry."""
+        """Record a refund's outcome before answering (``_record``) and the trade's refunded total."""
+        await self._record(row, result)
+        if result.result is ResultClass.SUCCEEDED and result.node.get("refund_fee"):
+            await self.book.record_refunded(self.settings.app_id, row.trade, wire.cents(result.node["refund_fee"]))
+        self._audit("outcome", "refund", args, **audit, result=result)
+        return result
+
+    async def _record(self, row: ActionRow, result: PaymentResult) -> None:
+        """An attempt's outcome in the ledger: holds kept for money that moved (or may have), given back when
+        it certainly did not; an attempt that certainly did nothing frees the claim for a retry."""
         ledger = self.store.ledger
         if result.result is ResultClass.SUCCEEDED:
             await ledger.settle_action(row, SUCCEEDED, result.result.value, result.to_record())
-            if result.node.get("refund_fee"):
-                await self.book.record_refunded(self.settings.app_id, row.trade, wire.cents(result.node["refund_fee"]))
         elif result.result is ResultClass.FAILED and result.outcome_known:
             await ledger.settle_action(row, FAILED, result.result.value, result.to_record(), keep_cents=0)
         elif not result.sent or (result.outcome_known and result.result is ResultClass.RETRY_SAME_ID):
             await ledger.release_action(row)  # nothing happened: a retry under the key sends the same number
         else:
             await ledger.settle_action(row, UNKNOWN, result.result.value, result.to_record())
-        self._audit("outcome", "refund", args, **audit, result=result)
-        return result
 
     async def _replay(self, row: ActionRow, cents: int, args: dict[str, Any], ref: dict[str, str],
                       audit: dict[str, Any]) -> PaymentResult:
