@@ -55,7 +55,7 @@ async def ask_person(session: Any, request_id: Any, proposal: Proposal, timeout:
             result = await session.elicit_form(question(proposal), schema, related_request_id=request_id)
     except TimeoutError:
         return Answer.TIMED_OUT
-    except MCPError:  # no back-channel on this connection, or the client answered with an error
+    except MCPError:  # no back-channel on this connection, or the client (a gateway) answered with an error
         return Answer.UNSUPPORTED
     if result.action == "accept" and (result.content or {}).get(_FIELD) is True:
         return Answer.ACCEPTED
