@@ -217,3 +217,33 @@ def test_official_server_settings_are_accepted() -> None:
     assert set(env["ALIPAY_PAYMENTS_ENABLED_ACTIONS"].split(",")) == {"query_payment", "refund"}
     with pytest.raises(ConfigurationError, match="AP_SELECT_TOOLS"):
         official_env({"AP_SELECT_TOOLS": "freezeAccount"})
+
+
+@_async
+async def test_without_the_money_ledger_refunds_fail_closed_and_queries_still_answer(alipay_emulator, trade,
+                                                                                     tmp_path) -> None:
+    t = trade("88.00")
+    env = _env(alipay_emulator, tmp_path, ALIPAY_PAYMENTS_ENABLED_ACTIONS="refund",
+               ALIPAY_LEDGER_URL="postgresql://nobody@127.0.0.1:1/ledger?connect_timeout=2")
+    async with _stdio(env) as session:
+        refund = await session.call_tool("refund", {"out_trade_no": t["out_trade_no"], "refund_amount": "3.00",
+                                                    "idempotency_key": "ticket-ledger-down"})
+        query = await session.call_tool("query_payment", {"out_trade_no": t["out_trade_no"]})
+    assert refund.is_error and refund.content[0].text.startswith("LedgerUnavailableError")
+    assert "retry with the same key" in refund.content[0].text
+    assert not query.is_error and query.structured_content["trade_status"] == "TRADE_SUCCESS"
+    assert alipay_emulator.stats()["trades"]["refunds_executed"] == 0
+
+
+def test_only_the_mcp_tools_take_the_key(settings) -> None:
+    """The OpenAI-format tools offered to models inside ``alipay/`` calls never take a key: there it is the
+    request's. Over MCP the refund requires it, and nothing else declares it."""
+    from litellm_alipay.payments import PaymentPolicy, PaymentToolkit
+    from litellm_alipay.payments.mcp_server import KEYED, annotations, tools_schema
+    from litellm_alipay.payments.tools import SPECS, PaymentTools
+
+    offered = PaymentTools(PaymentToolkit(settings, PaymentPolicy.from_mapping({"enabled_actions": list(SPECS)})))
+    assert all("idempotency_key" not in d["function"]["parameters"]["properties"] for d in offered.definitions())
+    assert {name for name in SPECS if "idempotency_key" in tools_schema(name)["required"]} == set(KEYED) == {"refund"}
+    assert {name for name in SPECS if annotations(name)["destructive_hint"]} == {
+        "refund", "cancel_payment", "close_payment"}
