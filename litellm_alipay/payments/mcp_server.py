@@ -33,7 +33,7 @@ from ..errors import AlipayError, ConfigurationError
 from .audit import AuditLog
 from .mcp_confirm import Answer, ask_person
 from .mcp_settings import MCP_ENV, McpServerSettings
-from .policy import ACTIONS, POLICY_ENV, READ_ONLY, PaymentPolicy, setting_name
+from .policy import ACTIONS, POLICY_ENV, READ_ONLY, PaymentPolicy, PolicyError, setting_name
 from .tools import SPECS, PaymentTools, ToolOutcome
 
 SERVER_NAME = "alipay-payments"
@@ -218,8 +218,18 @@ async def _confirmed(tools: PaymentTools, outcome: ToolOutcome, ctx: Any, settin
     assert proposal is not None
     answer = await ask_person(ctx.session, ctx.request_id, proposal, settings.confirm_timeout)
     if answer is Answer.ACCEPTED:
-        result = await tools.toolkit.aconfirm(proposal.token)
+        try:
+            result = await tools.toolkit.aconfirm(proposal.token)
+        except (PolicyError, ConfigurationError) as exc:  # e.g. a cap reached meanwhile: nothing sent
+            return ToolOutcome(outcome.tool_call_id, outcome.name,
+                               {"result": "refused", "setting": exc.setting, "explanation": str(exc)})
         return ToolOutcome(outcome.tool_call_id, outcome.name, result.to_dict(), result=result)
+    audit = tools.toolkit.audit
+    if audit is not None:
+        audit.write("confirmation", app=tools.toolkit.settings.app_id, tenant=proposal.tenant, action="refund",
+                    method=ACTIONS["refund"], args=proposal.args, out_trade_no=proposal.args.get("out_trade_no"),
+                    trace_id=proposal.trace_id, out_request_no=proposal.out_request_no, amount=proposal.amount,
+                    result="refused", reason=answer.value)
     why = {Answer.DECLINED: "the person declined it",
            Answer.TIMED_OUT: f"no answer within {settings.confirm_timeout:g} s ({MCP_ENV['confirm_timeout']})",
            Answer.UNSUPPORTED: "this MCP client cannot ask a person (no elicitation); use a client that "

@@ -182,6 +182,8 @@ async def test_a_refund_runs_only_when_a_person_accepts_it(alipay_emulator, trad
     assert retried.structured_content["replayed"] is True  # answered from the ledger: no second question
     assert len(asked) == 3 and "6.00" in asked[-1] and t["out_trade_no"] in asked[-1]
     assert alipay_emulator.stats()["trades"]["refunds_executed"] == 1
+    answers = [(r.get("result"), r.get("reason")) for r in _audit(tmp_path) if r["event"] == "confirmation"]
+    assert answers == [("refused", "declined"), ("refused", "declined"), ("refused", "unsupported"), (None, None)]
 
 
 @_async
