@@ -29,20 +29,22 @@ def _notify(args: argparse.Namespace) -> int:
     from ..errors import ConfigurationError
     from ..settings import build_settings
     from .audit import AuditLog
-    from .notify import NotifyVerifier, notify_app
+    from .notify import NotifySettings, NotifyVerifier, notify_app
     from .policy import PaymentPolicy
     from .toolkit import PaymentToolkit
 
     try:
         audit_path = args.audit_log or os.environ.get(AUDIT_ENV)
-        toolkit = PaymentToolkit(build_settings({}), PaymentPolicy.from_env(),  # redis_url: ids shared by workers
+        toolkit = PaymentToolkit(build_settings({}), PaymentPolicy.from_env(),  # the ledger: ids shared, kept
                                  audit=AuditLog(audit_path) if audit_path else None)
+        receiver = NotifySettings.from_env()
     except ConfigurationError as exc:
         print(f"notify: {exc}", file=sys.stderr)
         return 2
     sock = bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(notify_app(NotifyVerifier.for_toolkit(toolkit)), log_level="warning",
+    verifier = NotifyVerifier.for_toolkit(toolkit, seller_id=receiver.seller_id)
+    config = uvicorn.Config(notify_app(verifier, max_body_bytes=receiver.max_body_bytes), log_level="warning",
                             access_log=False, lifespan="on", server_header=False)
 
     class _Server(uvicorn.Server):

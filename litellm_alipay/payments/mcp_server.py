@@ -6,10 +6,18 @@ served as they are instead of being re-derived from Python signatures. Every cal
 ``PaymentTools.aexecute``: policy, caps, confirmation, at-most-once, reconciliation and audit are the
 toolkit's, unchanged.
 
-The idempotency key of a call comes from the MCP request, never from the model's arguments: the
-client's ``_meta.idempotency_key`` (send the same one when you retry), else the transport session and
-the JSON-RPC request id (one key per tools/call request: a client that retries a call with a new
-request id and no key is a new logical request).
+The idempotency key of a money-moving call (``KEYED``) is the caller's, never made up here: the tool's
+``idempotency_key`` argument, which the input schema declares and requires — the one channel that reaches
+this server through every door, LiteLLM's MCP gateway included (it forwards a ``tools/call``'s arguments and
+drops its ``_meta``: 1.108.7 and 1.110.x alike) — or, on a direct connection, the request's
+``_meta.idempotency_key``. No key, no refund: a tool error that says how to pass one. Keys are scoped to the
+server's caller (``mcp_settings``): an MCP server has no proxy key. The toolkit's OpenAI-format tools
+(``tools.SPECS``, offered to models inside ``alipay/`` calls) never get the argument: there the key is the
+request's.
+
+With ``payments.confirm`` a refund runs only once a person accepts it through MCP elicitation
+(``mcp_confirm``); a client without elicitation is refused — the two-phase token cannot be handed to a
+person through a tool result the model reads.
 
 Settings come from the provider's ``ALIPAY_*`` environment; Alipay's official server's ``AP_*`` names
 are read too (``official_env``), so its users switch by changing the command.
@@ -21,17 +29,30 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ConfigurationError
+from ..errors import AlipayError, ConfigurationError
 from .audit import AuditLog
-from .policy import ACTIONS, POLICY_ENV, READ_ONLY, PaymentPolicy
-from .tools import SPECS, PaymentTools
+from .mcp_confirm import Answer, ask_person
+from .mcp_settings import MCP_ENV, McpServerSettings
+from .policy import ACTIONS, POLICY_ENV, READ_ONLY, PaymentPolicy, PolicyError, setting_name
+from .tools import SPECS, PaymentTools, ToolOutcome
 
 SERVER_NAME = "alipay-payments"
-IDEMPOTENCY_META_KEY = "idempotency_key"
+IDEMPOTENCY_KEY = "idempotency_key"  # the tool argument, and the ``_meta`` key on a direct connection
 MCP_READY = "alipay MCP server ready on"
 AUDIT_ENV = "ALIPAY_AUDIT_LOG"
-#: "true": a money-moving call without the client's ``_meta.idempotency_key`` is refused, not keyed per call
-REQUIRE_KEY_ENV = "ALIPAY_MCP_REQUIRE_IDEMPOTENCY_KEY"
+#: the tools whose money movement the ledger keys by the caller's idempotency key (a cancel moves money
+#: too, but Alipay cancels a trade once: a repeat only reports it; close and create move none)
+KEYED = frozenset({"refund"})
+_KEY_SCHEMA: dict[str, Any] = {
+    "type": "string", "minLength": 8, "maxLength": 255, "pattern": r"^[\x21-\x7e]+$",
+    "description": "Your id for this one refund (8-255 printable ASCII), e.g. the support ticket's refund id. "
+                   "Send the same key on every retry: one key refunds once. A new refund needs a new key; a "
+                   "key already used with other arguments is refused.",
+}
+_NO_KEY = (f"{IDEMPOTENCY_KEY}: a money-moving tool needs the caller's idempotency key, the same on every retry "
+           f"of one refund: pass it as the tool argument {IDEMPOTENCY_KEY!r} (8-255 printable ASCII, e.g. the "
+           f"ticket's refund id), or in the request's _meta.{IDEMPOTENCY_KEY} on a direct connection. Nothing "
+           "was sent.")
 
 #: Alipay's official server (``@alipay/mcp-server-alipay``): its tool names, short and full -> our action
 OFFICIAL_TOOLS: dict[str, str] = {
@@ -104,27 +125,43 @@ def toolkit_from_env(env: Mapping[str, str] | None = None, audit_log: str | None
 
 
 def annotations(action: str) -> dict[str, Any]:
-    """MCP tool annotations: clients ask a person before a destructive call."""
+    """MCP tool annotations: clients ask a person before a destructive call, and retry freely only an
+    idempotent one. ``idempotent_hint`` holds where the same arguments cannot move money again: queries;
+    a refund, because its arguments carry the required idempotency key (one key, one refund: the ledger
+    and Alipay's request number both see to it); a cancel (Alipay cancels a trade once); close and create
+    (no money; a repeat finds the order closed, or gets the same QR code)."""
     read_only = action in READ_ONLY
     return {"title": action.replace("_", " "), "read_only_hint": read_only,
             "destructive_hint": not read_only and action != "create_payment",
-            # a refund is idempotent under one idempotency key; a query trivially so
-            "idempotent_hint": read_only or action in ("refund", "close_payment"), "open_world_hint": True}
+            "idempotent_hint": True, "open_world_hint": True}
 
 
-def idempotency_key(meta: Mapping[str, Any] | None, session: str, request_id: Any) -> str:
-    """The client's ``_meta.idempotency_key``, else one derived from the session and the request id."""
-    given = (meta or {}).get(IDEMPOTENCY_META_KEY)
-    if isinstance(given, str) and given.strip():
-        return given.strip()
-    return f"mcp:{session}:{request_id}"
+def idempotency_key(arguments: Mapping[str, Any], meta: Mapping[str, Any] | None) -> str | None:
+    """The caller's key of a call: the ``idempotency_key`` argument, else ``_meta.idempotency_key``;
+    ``None`` when neither is given. Both given and different: ``ConfigurationError``."""
+    given = [v for v in (arguments.get(IDEMPOTENCY_KEY), (meta or {}).get(IDEMPOTENCY_KEY)) if v not in (None, "")]
+    if len(given) == 2 and given[0] != given[1]:
+        raise ConfigurationError(IDEMPOTENCY_KEY, f"the argument and _meta.{IDEMPOTENCY_KEY} differ; send one key")
+    return str(given[0]) if given else None
 
 
-def build_server(tools: PaymentTools, *, name: str = SERVER_NAME, require_key: bool = False) -> Any:
-    """The low-level MCP server over ``tools`` (the enabled actions only). ``require_key``: money-moving
-    calls need the client's ``_meta.idempotency_key`` (a retry without one would be a new refund)."""
+def require_daily_cap(policy: PaymentPolicy) -> None:
+    """An MCP server that can refund has a daily cap (per app, or per caller): agents retry and loop, and
+    a per-call cap alone lets a loop split any amount across calls. ``ConfigurationError`` otherwise."""
+    if KEYED & policy.enabled_actions and policy.refund_cap_per_day is None \
+            and policy.refund_cap_per_key_per_day is None:
+        raise ConfigurationError(setting_name("refund_cap_per_day"), "an MCP server with refunds enabled needs a "
+                                 f"daily cap: set it (or {POLICY_ENV['refund_cap_per_key_per_day']})")
+
+
+def build_server(tools: PaymentTools, *, name: str = SERVER_NAME, settings: McpServerSettings | None = None) -> Any:
+    """The low-level MCP server over ``tools`` (the enabled actions only). Money-moving calls need the
+    caller's idempotency key and run under ``settings.scope``; with ``payments.confirm`` a person accepts
+    each refund through elicitation first."""
     import mcp.types as types
     from mcp.server.lowlevel import Server
+
+    settings = settings or McpServerSettings()
 
     enabled = [n for n in SPECS if n in tools.toolkit.policy.enabled_actions]
     listed = [types.Tool(name=n, description=SPECS[n][0],
@@ -141,15 +178,25 @@ def build_server(tools: PaymentTools, *, name: str = SERVER_NAME, require_key: b
             field = POLICY_ENV["enabled_actions"] if known else "name"
             why = "is not enabled on this server" if known else "is not a tool of this server"
             return _error(types, f"{field}: the tool {name_!r} {why} ({', '.join(enabled)})", field)
-        client_key = (ctx.meta or {}).get(IDEMPOTENCY_META_KEY)
-        if require_key and name_ not in READ_ONLY and not (isinstance(client_key, str) and client_key.strip()):
-            return _error(types, f"_meta.{IDEMPOTENCY_META_KEY}: a money-moving call on this server needs the "
-                                 "client's idempotency key in the request's _meta (the same on every retry)",
-                          f"_meta.{IDEMPOTENCY_META_KEY}")
-        session = _session_id(ctx.session)
-        key = idempotency_key(ctx.meta, session, ctx.request_id)
-        call = {"id": str(ctx.request_id), "function": {"name": name_, "arguments": dict(params.arguments or {})}}
-        outcome = await tools.aexecute(call, idempotency_key=key, trace_id=None)
+        arguments = dict(params.arguments or {})
+        key: str | None = None
+        if name_ in KEYED:
+            try:
+                key = idempotency_key(arguments, ctx.meta)
+            except ConfigurationError as exc:
+                return _error(types, str(exc), exc.setting)
+            if key is None:
+                return _error(types, _NO_KEY, IDEMPOTENCY_KEY)
+        arguments.pop(IDEMPOTENCY_KEY, None)
+        call = {"id": str(ctx.request_id), "function": {"name": name_, "arguments": arguments}}
+        try:
+            outcome = await tools.aexecute(call, idempotency_key=key, trace_id=None, scope=settings.scope)
+            if outcome.proposal is not None:
+                outcome = await _confirmed(tools, outcome, ctx, settings)
+        except AlipayError as exc:  # e.g. LedgerUnavailableError: the money ledger cannot be reached
+            return _error(types, f"{type(exc).__name__}: {exc} The outcome is not recorded: retry with the same "
+                                 "key (a retry is answered from the ledger or Alipay's refund query under the same "
+                                 "request number, never a second refund).", getattr(exc, "setting", None) or "ledger")
         content = outcome.content
         if content.get("result") == "refused":
             return _error(types, f"{content.get('setting')}: {content.get('explanation')}", content.get("setting"),
@@ -165,21 +212,40 @@ def build_server(tools: PaymentTools, *, name: str = SERVER_NAME, require_key: b
                   get_tool_input_schema=lambda n: tools_schema(n) if n in enabled else None)
 
 
-def _session_id(session: Any) -> str:
-    """A random id per MCP session (kept on the session object): request ids restart per session."""
-    found = getattr(session, "_alipay_session_id", None)
-    if found is None:
-        found = os.urandom(8).hex()
+async def _confirmed(tools: PaymentTools, outcome: ToolOutcome, ctx: Any, settings: McpServerSettings) -> ToolOutcome:
+    """A proposal executed once a person accepts it through elicitation; else a refusal (nothing sent)."""
+    proposal = outcome.proposal
+    assert proposal is not None
+    answer = await ask_person(ctx.session, ctx.request_id, proposal, settings.confirm_timeout)
+    if answer is Answer.ACCEPTED:
         try:
-            session._alipay_session_id = found
-        except AttributeError:
-            return found
-    return str(found)
+            result = await tools.toolkit.aconfirm(proposal.token)
+        except (PolicyError, ConfigurationError) as exc:  # e.g. a cap reached meanwhile: nothing sent
+            return ToolOutcome(outcome.tool_call_id, outcome.name,
+                               {"result": "refused", "setting": exc.setting, "explanation": str(exc)})
+        return ToolOutcome(outcome.tool_call_id, outcome.name, result.to_dict(), result=result)
+    audit = tools.toolkit.audit
+    if audit is not None:
+        audit.write("confirmation", app=tools.toolkit.settings.app_id, tenant=proposal.tenant, action="refund",
+                    method=ACTIONS["refund"], args=proposal.args, out_trade_no=proposal.args.get("out_trade_no"),
+                    trace_id=proposal.trace_id, out_request_no=proposal.out_request_no, amount=proposal.amount,
+                    result="refused", reason=answer.value)
+    why = {Answer.DECLINED: "the person declined it",
+           Answer.TIMED_OUT: f"no answer within {settings.confirm_timeout:g} s ({MCP_ENV['confirm_timeout']})",
+           Answer.UNSUPPORTED: "this MCP client cannot ask a person (no elicitation); use a client that "
+                               "supports elicitation, or the toolkit's two-phase confirmation outside MCP"}[answer]
+    content = {"method": proposal.to_dict()["method"], "result": "refused", "setting": setting_name("confirm"),
+               "amount": proposal.amount, "explanation": f"Not executed: a refund on this server needs a "
+               f"person's confirmation and {why}. Nothing was sent."}
+    return ToolOutcome(outcome.tool_call_id, outcome.name, content)
 
 
 def tools_schema(name: str) -> dict[str, Any]:
-    """The JSON input schema of one tool: the one offered to models (``tools.SPECS``)."""
+    """The JSON input schema of one MCP tool: the one offered to models (``tools.SPECS``), plus the
+    required ``idempotency_key`` argument for a money-moving tool (MCP only)."""
     _, properties, required = SPECS[name]
+    if name in KEYED:
+        properties, required = {**properties, IDEMPOTENCY_KEY: _KEY_SCHEMA}, [*required, IDEMPOTENCY_KEY]
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 
 
@@ -250,11 +316,12 @@ def main(args: Any) -> int:
 
     try:
         tools = PaymentTools(toolkit_from_env(audit_log=args.audit_log))
+        settings = McpServerSettings.from_env()
+        require_daily_cap(tools.toolkit.policy)
     except ConfigurationError as exc:
         print(f"mcp: {exc}", file=sys.stderr)
         return 2
-    require = os.environ.get(REQUIRE_KEY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-    server = build_server(tools, require_key=require)
+    server = build_server(tools, settings=settings)
     if args.http:
         serve_http(server, args.host, args.port)
     else:
@@ -271,4 +338,5 @@ def add_parser(subparsers: Any) -> None:
     mcp.set_defaults(func=main)
 
 
-__all__ = ["OFFICIAL_TOOLS", "annotations", "build_server", "idempotency_key", "official_env", "toolkit_from_env"]
+__all__ = ["KEYED", "OFFICIAL_TOOLS", "annotations", "build_server", "idempotency_key", "official_env",
+           "require_daily_cap", "toolkit_from_env"]

@@ -3,9 +3,13 @@
 A notification is trusted only when its signature verifies (sorted parameters without ``sign`` and
 ``sign_type``, ``wire.notify_sign_content``), its ``app_id`` is ours and its ``total_amount`` equals
 the trade's (looked up through the verified ``alipay.trade.query`` unless the caller supplies its
-own order lookup). A ``notify_id`` is processed once; a notification older than one already applied
-to the trade (state or refunded total going backwards) is acknowledged but not applied. The answer
-to Alipay is exactly ``success`` once handled, anything else makes Alipay re-send it.
+own order lookup) and, when configured, its ``seller_id`` is ours. A ``notify_id`` is processed once,
+for good: handled ids live in the durable money ledger (``SharedStore``), never dropped by a TTL, so a
+replay after a restart or after Alipay's re-send window runs the business hook no second time. A
+notification that tells nothing newer than what was already applied to the trade (its state's rank and
+refunded total at or below the latest applied) is acknowledged but not applied. The answer to Alipay
+is exactly ``success`` once handled, anything else makes Alipay re-send it. The receiver reads at most
+``max_body_bytes`` of a request (Alipay's notifications are a few KiB): more is a 413, unread.
 
 ``NotifyVerifier.ahandle(params)`` fits any web framework; ``notify_app`` is the small ASGI app
 behind ``litellm-alipay notify``.
@@ -13,12 +17,13 @@ behind ``litellm-alipay notify``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ..errors import AlipayError
+from ..errors import AlipayError, ConfigurationError
 from ..wire.signing import KeyText, PublicKey, load_public_key
 from . import wire
 from ._sync import run_sync
@@ -27,8 +32,32 @@ from .classify import ResultClass
 from .store import SharedStore
 
 _RANK = {"WAIT_BUYER_PAY": 0, "TRADE_SUCCESS": 1, "TRADE_CLOSED": 2, "TRADE_FINISHED": 2}
-#: Alipay re-sends for about 25 hours; a handled notify_id is remembered for three days.
-SEEN_TTL = 3 * 86400
+#: setting -> environment variable
+NOTIFY_ENV = {"seller_id": "ALIPAY_NOTIFY_SELLER_ID", "max_body_bytes": "ALIPAY_NOTIFY_MAX_BODY_BYTES"}
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """The receiver's settings: ``seller_id`` (the merchant's Alipay account id, 2088…; when set, a
+    notification for another seller is rejected) and ``max_body_bytes`` (the request body bound)."""
+
+    seller_id: str | None = None
+    max_body_bytes: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        if not 1024 <= self.max_body_bytes <= 16 * 1024 * 1024:
+            raise ConfigurationError(NOTIFY_ENV["max_body_bytes"], "must be between 1024 and 16777216 bytes")
+        if self.seller_id is not None and not (self.seller_id.isdigit() and len(self.seller_id) == 16):
+            raise ConfigurationError(NOTIFY_ENV["seller_id"], "must be the 16-digit Alipay account id (2088…)")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> NotifySettings:
+        env = os.environ if env is None else env
+        size = env.get(NOTIFY_ENV["max_body_bytes"], "").strip()
+        if size and not size.isdigit():
+            raise ConfigurationError(NOTIFY_ENV["max_body_bytes"], f"is not a number of bytes: {size!r}")
+        return cls(seller_id=env.get(NOTIFY_ENV["seller_id"], "").strip() or None,
+                   max_body_bytes=int(size) if size else cls.max_body_bytes)
 
 
 class NotifyRejected(AlipayError):
@@ -37,6 +66,15 @@ class NotifyRejected(AlipayError):
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
         super().__init__(f"notification rejected: {field}: {problem}")
+
+
+class NotifyBodyTooLarge(NotifyRejected):
+    """A request body over ``max_body_bytes``: answered 413, the rest never read."""
+
+    status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("body", f"larger than {limit} bytes ({NOTIFY_ENV['max_body_bytes']})")
 
 
 @dataclass(frozen=True)
@@ -55,19 +93,23 @@ class Notification:
 class NotifyVerifier:
     """Verifies notifications for one app. ``trade_amount(out_trade_no)`` gives the order's total
     (``None`` = unknown order); ``on_notification`` is the caller's business hook — if it raises, the
-    answer is not ``success`` and Alipay re-sends."""
+    answer is not ``success`` and Alipay re-sends. ``seller_id``: the merchant's Alipay account id, checked
+    when given (``NotifySettings.seller_id``)."""
 
     def __init__(self, alipay_public_key: KeyText | PublicKey, app_id: str, *,
                  trade_amount: Callable[[str], Awaitable[str | None]],
                  on_notification: Callable[[Notification], Awaitable[None]] | None = None,
-                 audit: AuditLog | None = None, store: SharedStore | None = None) -> None:
+                 audit: AuditLog | None = None, store: SharedStore | None = None,
+                 seller_id: str | None = None) -> None:
         self._key = load_public_key(alipay_public_key, "alipay_public_key") \
             if isinstance(alipay_public_key, (str, bytes)) else alipay_public_key
         self.app_id = app_id
+        self.seller_id = NotifySettings(seller_id=seller_id).seller_id
         self._trade_amount = trade_amount
         self._on_notification = on_notification
         self.audit = audit
-        #: handled notify_ids and each trade's latest applied state: Redis-backed → shared by workers
+        #: handled notify_ids (for good) and each trade's latest applied state: the durable money ledger,
+        #: shared by every worker and instance on it, kept across restarts
         self.store = store or SharedStore()
 
     @classmethod
@@ -93,6 +135,8 @@ class NotifyVerifier:
             raise NotifyRejected("sign", "the signature does not verify")
         if params.get("app_id") != self.app_id:
             raise NotifyRejected("app_id", "the notification is for another app")
+        if self.seller_id is not None and params.get("seller_id") != self.seller_id:
+            raise NotifyRejected("seller_id", "the notification is for another seller")
         notify_id, out_trade_no = params.get("notify_id"), params.get("out_trade_no")
         if not notify_id or not out_trade_no:
             raise NotifyRejected("notify_id", "notify_id and out_trade_no are required")
@@ -104,7 +148,8 @@ class NotifyVerifier:
         if wire.cents(params.get("total_amount")) != wire.cents(expected):
             raise NotifyRejected("total_amount", "does not match the order's amount")
         latest = await self.store.hget_int(self._order_key, out_trade_no, -1)
-        return self._notification(params, "stale" if _order(params) < latest else "applied")
+        # at or below the latest applied: nothing newer (the same state and refunded total again is stale)
+        return self._notification(params, "stale" if _order(params) <= latest else "applied")
 
     def verify(self, params: Mapping[str, str]) -> Notification:
         return run_sync(self.averify(params))
@@ -116,7 +161,7 @@ class NotifyVerifier:
         except NotifyRejected as exc:
             self._audit(params, "rejected", reason=str(exc))
             return "failure"
-        if note.disposition != "duplicate" and not await self.store.claim(self._seen_key(note.notify_id), SEEN_TTL):
+        if note.disposition != "duplicate" and not await self.store.claim(self._seen_key(note.notify_id), None):
             note = self._notification(note.params, "duplicate")  # another worker took it meanwhile
         if note.disposition == "applied":
             if self._on_notification is not None:
@@ -164,9 +209,12 @@ def parse_form(body: bytes, content_type: str = "") -> dict[str, str]:
     return dict(pairs)
 
 
-def notify_app(verifier: NotifyVerifier) -> Callable[..., Awaitable[None]]:
-    """A minimal ASGI app: ``POST`` (any path) → ``success`` / ``failure`` as ``text/plain``. On the
-    lifespan shutdown it closes the pooled gateway connections its lookups opened on the server's loop."""
+def notify_app(verifier: NotifyVerifier, *, max_body_bytes: int = NotifySettings.max_body_bytes,
+               ) -> Callable[..., Awaitable[None]]:
+    """A minimal ASGI app: ``POST`` (any path) → ``success`` / ``failure`` as ``text/plain``; a body over
+    ``max_body_bytes`` → 413, not read further. On the lifespan shutdown it closes the pooled gateway
+    connections its lookups opened on the server's loop."""
+    limit = NotifySettings(max_body_bytes=max_body_bytes).max_body_bytes
 
     async def app(scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] == "lifespan":
@@ -177,7 +225,13 @@ def notify_app(verifier: NotifyVerifier) -> Callable[..., Awaitable[None]]:
         if scope["method"] != "POST":
             await answer(send, 405, b"method not allowed")
             return
-        text = await verifier.ahandle(parse_form(await read_body(receive)))
+        try:
+            body = await read_body(receive, limit, _content_length(scope))
+        except NotifyBodyTooLarge as exc:
+            verifier._audit({}, "rejected", reason=str(exc))
+            await answer(send, exc.status, b"failure")
+            return
+        text = await verifier.ahandle(parse_form(body))
         await answer(send, 200, text.encode())
 
     return app
@@ -196,14 +250,29 @@ async def _lifespan(receive: Callable, send: Callable) -> None:
             return
 
 
-async def read_body(receive: Callable) -> bytes:
-    """The whole ASGI request body."""
-    body = b""
+def _content_length(scope: Mapping[str, Any]) -> int | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def read_body(receive: Callable, limit: int | None = None, declared: int | None = None) -> bytes:
+    """The ASGI request body; ``NotifyBodyTooLarge`` as soon as it (or its declared length) passes
+    ``limit`` — the rest is never read."""
+    if limit is not None and declared is not None and declared > limit:
+        raise NotifyBodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
-        body += message.get("body", b"")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise NotifyBodyTooLarge(limit)
+        chunks.append(chunk)
         if not message.get("more_body"):
-            return body
+            return b"".join(chunks)
 
 
 async def answer(send: Callable, status: int, body: bytes) -> None:

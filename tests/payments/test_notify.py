@@ -219,3 +219,115 @@ async def test_workers_sharing_a_ledger_apply_a_notification_once(captured, post
 
 async def _amount_10(out_trade_no: str) -> str:
     return "10.00"
+
+
+# ------------------------------------------------------------------ once for good, seller, stale, body bound
+_ONE_PROCESS = """
+import asyncio, json, os, sys
+from litellm_alipay.payments.notify import NotifyVerifier
+
+async def amount(out_trade_no):
+    return "10.00"
+
+async def hook(note):
+    with open(os.environ["HOOK_FILE"], "a") as f:
+        f.write(note.notify_id + "\\n")
+
+verifier = NotifyVerifier(os.environ["ALIPAY_KEY"], os.environ["APP_ID"], trade_amount=amount, on_notification=hook)
+print(asyncio.run(verifier.ahandle(json.loads(sys.stdin.read()))))
+"""
+
+
+def test_a_notification_replayed_after_a_restart_runs_the_hook_once(captured, tmp_path) -> None:
+    """Two processes, one after the other, on the test's SQLite ledger file (ALIPAY_LEDGER_URL): the
+    second is the receiver restarted; Alipay's re-send reaches it and its hook does not run again."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    emu, (partial, _) = captured
+    hook_file = tmp_path / "hook.txt"
+    env = {**os.environ, "HOOK_FILE": str(hook_file), "ALIPAY_KEY": emu.alipay_public_key, "APP_ID": emu.app_id}
+    answers = [subprocess.run([sys.executable, "-c", _ONE_PROCESS], input=json.dumps(partial), env=env,
+                              capture_output=True, text=True, timeout=120) for _ in range(2)]
+    assert [a.stdout.strip() for a in answers] == ["success", "success"], [a.stderr[-2000:] for a in answers]
+    assert hook_file.read_text().splitlines() == [partial["notify_id"]]
+
+
+async def test_a_handled_notify_id_is_kept_for_good(captured) -> None:
+    """No expiry on the ledger row: a replay a week (or a year) later is still a duplicate."""
+    from litellm_alipay.ledger import ledger_for
+
+    emu, (partial, _) = captured
+    verifier = _verifier(emu)
+    assert await verifier.ahandle(partial) == "success"
+    rows = await ledger_for().transact(lambda tx: tx.run(
+        "SELECT name, expires FROM alipay_values WHERE name LIKE ?", ("payments:notify-seen:%",)).fetchall())
+    assert [(name.rsplit(":", 1)[-1], expires) for name, expires in rows] == [(partial["notify_id"], None)]
+
+
+async def test_a_notification_at_the_rank_already_applied_is_stale(captured) -> None:
+    """A second notification (another notify_id) with the same state and refunded total as the one applied
+    tells nothing new: acknowledged, the hook not run again."""
+    emu, (partial, _) = captured
+    alipay_key = load_private_key((emu.keys_dir / "alipay_private_key.pem").read_text())
+    body = {k: v for k, v in partial.items() if k not in ("sign", "sign_type")}
+    same_rank = wire.sign_notify({**body, "notify_id": partial["notify_id"] + "x"}, alipay_key)
+    handled: list[str] = []
+
+    async def hook(note: Notification) -> None:
+        handled.append(note.notify_id)
+
+    verifier = _verifier(emu, on_notification=hook)
+    assert await verifier.ahandle(partial) == "success"
+    assert (await verifier.averify(same_rank)).disposition == "stale"
+    assert await verifier.ahandle(same_rank) == "success"
+    assert handled == [partial["notify_id"]]
+
+
+async def test_seller_id_is_checked_when_configured(captured) -> None:
+    from litellm_alipay.errors import ConfigurationError
+    from litellm_alipay.payments.notify import NotifySettings
+
+    emu, (partial, _) = captured
+    assert partial["seller_id"] == "2088102146225135"
+    assert (await _verifier(emu, seller_id="2088102146225135").averify(partial)).disposition == "applied"
+    with pytest.raises(NotifyRejected) as other:
+        await _verifier(emu, seller_id="2088000000000001").averify(partial)
+    assert other.value.field == "seller_id" and "seller_id" in str(other.value)
+    assert await _verifier(emu, seller_id="2088000000000001").ahandle(partial) == "failure"
+    with pytest.raises(ConfigurationError, match="ALIPAY_NOTIFY_SELLER_ID"):
+        NotifySettings.from_env({"ALIPAY_NOTIFY_SELLER_ID": "seller-1"})
+    assert NotifySettings.from_env({"ALIPAY_NOTIFY_SELLER_ID": "2088102146225135"}).seller_id == "2088102146225135"
+
+
+def test_the_receiver_bounds_the_request_body(captured, tmp_path) -> None:
+    """Over ``max_body_bytes`` → 413 whether the length is declared or the body is streamed (chunked);
+    the notification itself still answers ``success``."""
+    import httpx
+
+    from litellm_alipay.errors import ConfigurationError
+    from litellm_alipay.payments.notify import NotifySettings
+
+    emu, (partial, _) = captured
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    receiver = Receiver(notify_app(_verifier(emu, audit=audit), max_body_bytes=4096))
+    try:
+        with httpx.Client(timeout=30) as http:
+            declared = http.post(receiver.url, content=b"a=" + b"x" * 5000)
+
+            def chunks():
+                for _ in range(100):  # 100 KiB in 1 KiB chunks, no content-length
+                    yield b"y" * 1024
+
+            streamed = http.post(receiver.url, content=chunks())
+            fine = http.post(receiver.url, data=partial)
+    finally:
+        receiver.stop()
+    assert (declared.status_code, streamed.status_code) == (413, 413)
+    assert (fine.status_code, fine.text) == (200, "success")
+    assert "ALIPAY_NOTIFY_MAX_BODY_BYTES" in (tmp_path / "audit.jsonl").read_text()
+    assert NotifySettings().max_body_bytes == 64 * 1024
+    with pytest.raises(ConfigurationError, match="ALIPAY_NOTIFY_MAX_BODY_BYTES"):
+        NotifySettings.from_env({"ALIPAY_NOTIFY_MAX_BODY_BYTES": "10"})
