@@ -67,7 +67,7 @@ def main(root: Path, work: Path) -> None:
     import litellm_alipay
 
     where = Path(litellm_alipay.__file__).resolve()
-    assert "site-packages" in where.parts and root.resolve() not in where.parents, where
+    assert "site-packages" in where.parts and not where.is_relative_to(root / "litellm_alipay"), where
     assert (where.parent / "py.typed").is_file(), "py.typed is not in the wheel"
     assert litellm_alipay.__version__ == importlib.metadata.version("litellm-alipay")
     print(f"  litellm_alipay {litellm_alipay.__version__} from {where.parent}")
