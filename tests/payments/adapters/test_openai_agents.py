@@ -19,6 +19,9 @@ from litellm_alipay.payments import AuditLog, PaymentPolicy, PaymentToolkit, Pay
 from litellm_alipay.payments.adapters import PaymentRunContext
 from litellm_alipay.payments.adapters.openai_agents import function_tools
 
+# the SDK's LiteLLM model builds pydantic schemas of LiteLLM's TypedDicts, which warn about ReadOnly items
+pytestmark = pytest.mark.filterwarnings("ignore:Items? .*ReadOnly:UserWarning")
+
 RUN = RunConfig(tracing_disabled=True)  # no trace export: every byte stays on loopback
 
 
