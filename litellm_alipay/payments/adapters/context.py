@@ -28,7 +28,7 @@ class PaymentRunContext:
     """The application's values for one logical request, given to the framework's run.
 
     ``idempotency_key`` is the same for every retry of that request (8-255 printable ASCII characters):
-    a run retried with it refunds nothing twice. ``tenant`` is who the request acts for (audit, caps).
+    a run retried with it refunds nothing twice. ``tenant`` is who the request acts for (written to the audit trail).
     ``outcomes`` collects each executed tool call, in order, for the application: a refund waiting for
     confirmation is in ``proposals``, with the token that only the application holds
     (``toolkit.confirm(proposal.token)`` executes it once).
