@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .__about__ import __version__
 from ._moved import install as _install_moved
 from .errors import (
     AlipayError,
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AlipayLLM", "alipay_llm", "register", "AlipayError", "ConfigurationError", "DataResidencyError",
-    "KeyFormatError", "ProtocolError", "SignatureError", "TransportError", "aclose",
+    "KeyFormatError", "ProtocolError", "SignatureError", "TransportError", "aclose", "__version__",
 ]
 
 

@@ -7,7 +7,7 @@ context-window checks, and — for the Ant Ling models, whose prices are per tok
 
 The gateway models (PROTOCOL Part B) are billed per request and per 1,000 characters with monthly volume
 tiers (B6): LiteLLM's price fields cannot express that, so they are registered with zero token prices
-and their cost is ``response_cost`` (set by the provider from ``pricing.py``); the README says so.
+and their cost is ``response_cost`` (set by the provider from ``pricing.py``); docs/models.md says so.
 
 Ant Ling prices: ``../shared/reference/ANT_LING.md`` §0 and §5 (USD and CNY per million tokens; the
 sources conflict for the 2.6 models, a deployment can override them). ``Ling-3.0-tiny`` has no published

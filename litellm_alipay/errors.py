@@ -90,6 +90,22 @@ class ActionInDoubtError(AlipayError):
         )
 
 
+class MissingIdempotencyKeyError(ConfigurationError):
+    """A money-moving payment tool was called through a framework adapter without the application's
+    idempotency key for the logical request. Raised before anything is sent: without the key a retried
+    run could not find the first outcome, so the call must not run at all."""
+
+    def __init__(self, tool: str, where: str, *, malformed: bool = False) -> None:
+        problem = "is not a valid key" if malformed else "was not set"
+        super().__init__(
+            "idempotency_key",
+            f"is required for the money-moving tool {tool!r} and {problem}: give {where} an idempotency_key of "
+            "8-255 printable ASCII characters that is the same for every retry of one logical request (e.g. the "
+            "ticket or order-operation id; never random, never from the model)",
+        )
+        self.tool = tool
+
+
 class TenantMismatchError(AlipayError):
     """A user credential whose owner is not the user the request acts for."""
 

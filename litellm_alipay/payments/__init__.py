@@ -1,4 +1,4 @@
-"""Alipay's trade methods as safe, idempotent, audited actions (see README "Payment actions").
+"""Alipay's trade methods as safe, idempotent, audited actions (docs/payments/).
 
 Rooms: ``wire`` (method names, amounts, notification signing: pure, shared with the emulator),
 ``classify`` (result classes, pure), ``idempotency`` (request numbers, pure), ``methods`` (the signed

@@ -1,4 +1,4 @@
-"""What the README says LiteLLM and Alipay cannot do, checked so the documentation fails when it goes stale."""
+"""What docs/models.md says LiteLLM and Alipay cannot do, checked so the documentation fails when it goes stale."""
 
 from __future__ import annotations
 
