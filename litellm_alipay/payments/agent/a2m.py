@@ -239,10 +239,20 @@ class A2MMerchant:
                                     fresh_bill=False, trade_no=trade_no)
         if order.state == SERVING:
             return  # a crashed worker's claim: verified and claimed again below
-        confirmed = order.state == CONFIRMED or await self._confirm(order.out_trade_no, trade_no)
+        confirmed = order.state == CONFIRMED or (await self._take_confirm(order)
+                                                 and await self._confirm(order.out_trade_no, trade_no))
         raise await self.refuse(resource_id, "ALREADY_FULFILLED", "this Payment-Proof was already served once; "
                                 "a new request needs a new payment (Payment-Needed)", fresh_bill=True,
                                 trade_no=trade_no, already_fulfilled=True, fulfillment_confirmed=confirmed)
+
+    async def _take_confirm(self, order: Order) -> bool:
+        """The confirm of a served order, for one request at a time: the serving request holds it while
+        it confirms; one that failed gives it back; a crashed one's lapses after its attempts' time."""
+        now = time.time()
+        lapsed = now - self.a2m.confirm_timeout * self.a2m.confirm_attempts - 5.0
+        return await self.ledger.transact(lambda tx: tx.run(
+            "UPDATE alipay_a2m_orders SET claimed = ?, updated = ? WHERE out_trade_no = ? AND state = ? "
+            "AND (claimed IS NULL OR claimed < ?)", (now, now, order.out_trade_no, SERVED, lapsed)).rowcount == 1)
 
     def _stale(self, order: Order) -> bool:
         return order.claimed is not None and time.time() - order.claimed > self.a2m.serve_lease_seconds
@@ -330,10 +340,11 @@ class A2MMerchant:
         """The service succeeded: ``served`` first (never served again), then confirm. True if confirmed."""
         now = time.time()
         marked = await self.ledger.transact(lambda tx: tx.run(
-            "UPDATE alipay_a2m_orders SET state = ?, updated = ? WHERE out_trade_no = ? AND claim = ? AND state = ?",
-            (SERVED, now, admission.out_trade_no, admission.claim, SERVING)).rowcount == 1)
-        if not marked:
+            "UPDATE alipay_a2m_orders SET state = ?, claimed = ?, updated = ? WHERE out_trade_no = ? AND claim = ? "
+            "AND state = ?", (SERVED, now, now, admission.out_trade_no, admission.claim, SERVING)).rowcount == 1)
+        if not marked:  # its lease lapsed and another request took the proof: that one confirms
             self._audit("a2m_lost_claim", out_trade_no=admission.out_trade_no, trade_no=admission.trade_no)
+            return False
         self._audit("a2m_served", out_trade_no=admission.out_trade_no, trade_no=admission.trade_no,
                     resource_id=admission.resource_id, amount=admission.amount)
         return await self._confirm(admission.out_trade_no, admission.trade_no)
@@ -360,6 +371,9 @@ class A2MMerchant:
                 return True
             self._audit("a2m_confirm_failed", out_trade_no=out_trade_no, trade_no=trade_no, attempt=attempt,
                         result=str(result.node.get("sub_code") or result.node.get("code") or result.result.value))
+        # given back: the next request with the proof confirms it
+        await self.ledger.transact(lambda tx: tx.run(
+            "UPDATE alipay_a2m_orders SET claimed = NULL WHERE out_trade_no = ? AND state = ?", (out_trade_no, SERVED)))
         return False
 
     async def order(self, out_trade_no: str) -> Order | None:
