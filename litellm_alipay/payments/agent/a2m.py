@@ -159,6 +159,9 @@ def new_out_trade_no() -> str:
 class A2MMerchant:
     """One merchant app's A2M flow over the durable ledger."""
 
+    #: every how many bills unpaid orders past their deadline are deleted (a 402 costs one row)
+    SWEEP_EVERY = 200
+
     def __init__(self, settings: AlipaySettings, a2m: A2MSettings, *, ledger: Ledger | None = None,
                  methods: PaymentMethods | None = None, prices: Mapping[str, str] | None = None) -> None:
         self.settings = settings
@@ -169,6 +172,7 @@ class A2MMerchant:
         self._ledger = ledger
         self.methods = methods or PaymentMethods(settings)
         self.audit = AuditLog(a2m.audit_log) if a2m.audit_log else None
+        self._bills = 0
 
     @property
     def ledger(self) -> Ledger:
@@ -192,10 +196,18 @@ class A2MMerchant:
                             seller_name=self.a2m.seller_name)
         stamp = time.time()
         deadline = headers.parse_pay_before(due).timestamp()
-        await self.ledger.transact(lambda tx: tx.run(
-            f"INSERT INTO alipay_a2m_orders ({_COLUMNS}, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, "
-            "NULL, ?, ?)", (bill.out_trade_no, self.settings.app_id, resource_id, wire.cents(amount),
-                            bill.goods_name, deadline, OPEN, stamp, stamp)))
+        self._bills += 1
+        sweep = self._bills % self.SWEEP_EVERY == 0
+
+        def work(tx: Tx) -> None:
+            if sweep:  # never paid and past any proof's grace: nothing can refer to them any more
+                tx.run("DELETE FROM alipay_a2m_orders WHERE state = ? AND pay_before < ?",
+                       (OPEN, stamp - self.a2m.proof_grace_seconds - 60.0))
+            tx.run(f"INSERT INTO alipay_a2m_orders ({_COLUMNS}, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, "
+                   "NULL, NULL, ?, ?)", (bill.out_trade_no, self.settings.app_id, resource_id, wire.cents(amount),
+                                         bill.goods_name, deadline, OPEN, stamp, stamp))
+
+        await self.ledger.transact(work)
         self._audit("a2m_bill", out_trade_no=bill.out_trade_no, amount=amount, resource_id=resource_id,
                     reason=reason)
         return bill.header(self.settings.app_private_key)

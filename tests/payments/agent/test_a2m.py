@@ -182,3 +182,25 @@ async def test_the_stand_in_refuses_a_bill_whose_seller_signature_does_not_verif
     needed = await _bill(merchant)
     assert pay(alipay_emulator, needed).status_code == 200
     assert pay(alipay_emulator, needed).json()["code"] == "ORDER_ALREADY_PAID"  # a bill is paid once
+
+
+async def test_a_crash_after_serving_and_before_confirm_is_confirmed_on_the_next_attempt(merchant, alipay_emulator):
+    proof = proof_for(alipay_emulator, await _bill(merchant))
+    admission = await merchant.admit(proof, R)
+    # the worker wrote `served` (the answer went out) and died before confirm was sent
+    await merchant.ledger.transact(lambda tx: tx.run(
+        "UPDATE alipay_a2m_orders SET state = ?, claimed = ? WHERE out_trade_no = ?",
+        (SERVED, time.time() - 3600, admission.out_trade_no)))
+    again = await _refusal(merchant, proof)
+    assert again.code == "ALREADY_FULFILLED" and again.body()["fulfillment_confirmed"] is True
+    assert (await merchant.order(admission.out_trade_no)).state == CONFIRMED
+    assert alipay_emulator.stats()["a2m_trades"][0]["confirmed"] == 1
+
+
+async def test_unpaid_orders_past_their_deadline_are_swept(merchant):
+    merchant.SWEEP_EVERY = 2
+    old = headers.decode(await _bill(merchant), headers.PAYMENT_NEEDED)["protocol"]["out_trade_no"]
+    await merchant.ledger.transact(lambda tx: tx.run(
+        "UPDATE alipay_a2m_orders SET pay_before = ? WHERE out_trade_no = ?", (time.time() - 3600, old)))
+    fresh = headers.decode(await _bill(merchant), headers.PAYMENT_NEEDED)["protocol"]["out_trade_no"]
+    assert await merchant.order(old) is None and await merchant.order(fresh) is not None
