@@ -114,11 +114,12 @@ def _header(data: Mapping[str, Any], name: str) -> str | None:
 
 def _blank_proof(data: dict[str, Any]) -> None:
     """The proof buys a service: keep it out of every logged copy of the request."""
-    request_headers = (data.get("proxy_server_request") or {}).get("headers")
-    if isinstance(request_headers, dict):
-        for key in list(request_headers):
-            if str(key).lower() == PAYMENT_PROOF.lower():
-                request_headers[key] = "***"
+    for holder in ("proxy_server_request", "metadata", "litellm_metadata"):  # the copies LiteLLM logs
+        request_headers = (data.get(holder) or {}).get("headers")
+        if isinstance(request_headers, dict):
+            for key in list(request_headers):
+                if str(key).lower() == PAYMENT_PROOF.lower():
+                    request_headers[key] = "***"
 
 
 def resource_id(model_group: str) -> str:
