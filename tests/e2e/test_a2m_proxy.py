@@ -111,7 +111,7 @@ def test_no_proof_is_a_402_whose_bill_verifies_with_the_app_public_key(proxy, al
     needed = refused.response.headers["payment-needed"]
     bill = headers.decode(needed, headers.PAYMENT_NEEDED)
     assert bill["protocol"]["amount"] == "0.01" and bill["protocol"]["currency"] == "CNY"
-    assert bill["protocol"]["resource_id"] == "/v1/chat/completions/fin-chat"
+    assert bill["protocol"]["resource_id"] == "/model/fin-chat"
     app_public = private_key_forms(load_private_key(alipay_emulator.app_private_key))["public"]
     content = headers.sign_content(headers.signed_fields(bill)).encode("utf-8")
     assert verify_with_rsa(app_public, content, bill["protocol"]["seller_signature"])
@@ -126,11 +126,11 @@ def test_a_paid_call_is_served_once_with_payment_validation(proxy, alipay_emulat
     assert served.http_response.status_code == 200
     assert served.parse().choices[0].message.content
     validation = headers.decode(served.headers["payment-validation"], headers.PAYMENT_VALIDATION)
-    assert validation["validated"] is True and validation["resource_id"] == "/v1/chat/completions/fin-chat"
+    assert validation["validated"] is True and validation["resource_id"] == "/model/fin-chat"
     assert [(t["trade_no"], t["confirmed"]) for t in _a2m(alipay_emulator)] == [(validation["trade_no"], 1)]
     again = _refused(proxy, proof)  # the same proof again: no second service, a fresh bill
     assert again.response.headers.get("payment-needed")
-    assert "ALREADY_FULFILLED" in again.response.text
+    assert again.code == "ALREADY_FULFILLED"
     assert _chats(alipay_emulator) == 1
     assert _a2m(alipay_emulator)[0]["confirmed"] == 1
 
@@ -145,15 +145,32 @@ def test_a_stream_is_confirmed_after_its_last_chunk(proxy, alipay_emulator):
         text = "".join(chunk.choices[0].delta.content or "" for chunk in response.parse() if chunk.choices)
     assert text
     assert _a2m(alipay_emulator)[0]["confirmed"] == 1
-    assert "ALREADY_FULFILLED" in _refused(proxy, proof).response.text
+    assert _refused(proxy, proof).code == "ALREADY_FULFILLED"
+
+
+def test_the_anthropic_messages_route_is_priced_and_served_once_too(proxy, alipay_emulator):
+    import anthropic
+
+    proof = _pay(alipay_emulator, _refused(proxy, None).response.headers["payment-needed"])
+    client = anthropic.Anthropic(base_url=proxy.base_url, api_key=MASTER_KEY, max_retries=0, timeout=60)
+    raw = client.messages.with_raw_response.create(model="fin-chat", max_tokens=64, messages=ASK,
+                                                   extra_headers={headers.PAYMENT_PROOF: proof})
+    assert raw.http_response.status_code == 200 and raw.parse().content[0].text
+    assert headers.decode(raw.headers["payment-validation"], headers.PAYMENT_VALIDATION)["validated"] is True
+    assert _a2m(alipay_emulator)[0]["confirmed"] == 1
+    with pytest.raises(anthropic.APIStatusError) as again:
+        client.messages.create(model="fin-chat", max_tokens=64, messages=ASK,
+                               extra_headers={headers.PAYMENT_PROOF: proof})
+    assert again.value.status_code == 402 and again.value.response.headers.get("payment-needed")
+    assert _chats(alipay_emulator) == 1
 
 
 def test_a_forged_proof_is_a_402_with_a_fresh_bill(proxy, alipay_emulator):
     proof = headers.parse_proof(_pay(alipay_emulator, _refused(proxy, None).response.headers["payment-needed"]))
     forged = headers.Proof(proof.trade_no, "00" * 32, proof.client_session).header()
     refused = _refused(proxy, forged)
-    assert refused.response.headers.get("payment-needed") and "INVALID_PAYMENT_PROOF" in refused.response.text
-    assert "INVALID_PAYMENT_PROOF_FORMAT" in _refused(proxy, "not-a-proof").response.text
+    assert refused.response.headers.get("payment-needed") and refused.code == "INVALID_PAYMENT_PROOF"
+    assert _refused(proxy, "not-a-proof").code == "INVALID_PAYMENT_PROOF_FORMAT"
     assert _chats(alipay_emulator) == 0
 
 
@@ -167,7 +184,7 @@ def test_a_failed_model_call_confirms_nothing_and_the_retry_is_served_once(proxy
     retried = _paid_call(proxy, proof)  # the same proof
     assert retried.http_response.status_code == 200 and "payment-validation" in retried.headers
     assert _a2m(alipay_emulator)[0]["confirmed"] == 1
-    assert "ALREADY_FULFILLED" in _refused(proxy, proof).response.text
+    assert _refused(proxy, proof).code == "ALREADY_FULFILLED"
 
 
 def test_two_proxy_instances_sharing_the_ledger_serve_a_proof_once(proxies, alipay_emulator):

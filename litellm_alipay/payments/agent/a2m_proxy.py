@@ -16,8 +16,8 @@ the operator only in ``general_settings.alipay_a2m`` (a client can never change 
 
 LiteLLM's callback points used (all on ``CustomLogger``, present on 1.108.7 and 1.110.x):
 
-* ``async_pre_call_hook`` — a priced model group without a valid proof: ``HTTPException(402)`` with
-  the bill in ``Payment-Needed`` (the proxy keeps an ``HTTPException``'s status and headers); with one,
+* ``async_pre_call_hook`` — a priced model group without a valid proof: a ``ProxyException`` (402) with
+  the bill in ``Payment-Needed`` (the proxy keeps its status and headers on every route); with one,
   the admission is kept in process under a random reference written into the request's ``metadata``.
   The proof is blanked in the logged request headers.
 * ``async_post_call_success_hook`` — a non-streamed answer succeeded: served, then confirmed;
@@ -123,8 +123,8 @@ def _blank_proof(data: dict[str, Any]) -> None:
 
 
 def resource_id(model_group: str) -> str:
-    """What a proof pays for: one call of one model group (a proof for another group never serves)."""
-    return f"/v1/chat/completions/{model_group}"
+    """What a proof pays for: one call of one model group, whichever route (never another group)."""
+    return f"/model/{model_group}"
 
 
 class A2MProxyHook(CustomLogger):
@@ -160,17 +160,21 @@ class A2MProxyHook(CustomLogger):
             return data
         proof = _header(data, PAYMENT_PROOF)
         _blank_proof(data)
-        from fastapi import HTTPException
+        from litellm.proxy._types import ProxyException
 
         try:
             admission = await config.merchant.admit(proof, resource_id(str(data["model"])))
         except PaymentRequiredError as refusal:
-            extra = {PAYMENT_NEEDED: refusal.payment_needed} if refusal.payment_needed else None
-            raise HTTPException(status_code=402, detail=refusal.body(), headers=extra) from None
+            # a ProxyException keeps its status and headers on every route (/v1/messages drops an
+            # HTTPException's headers); the contract's reason is the error's ``code``
+            extra = {PAYMENT_NEEDED: refusal.payment_needed} if refusal.payment_needed else {}
+            raise ProxyException(message=refusal.message, type="payment_required", param=None, code=402,
+                                 headers=extra, openai_code=refusal.code,
+                                 provider_specific_fields=refusal.body()) from None
         except AlipayError as exc:  # the ledger or a setting: fail closed, never serve unpaid
             logger.error("a2m: cannot take payments: %s", exc)
-            raise HTTPException(status_code=503, detail={"code": "PAYMENT_UNAVAILABLE",
-                                                         "message": "payments are unavailable; retry later"}) from None
+            raise ProxyException(message="payments are unavailable; retry later", type="payment_unavailable",
+                                 param=None, code=503, openai_code="PAYMENT_UNAVAILABLE") from None
         ref = admission.claim
         self._remember(self._in_flight, ref, admission)
         self._remember(self._validations, ref, admission.validation)

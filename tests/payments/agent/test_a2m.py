@@ -16,7 +16,7 @@ from litellm_alipay.payments.agent.a2m import CONFIRM, CONFIRMED, SERVED, VERIFY
 
 from .conftest import a2m_settings, pay, proof_for
 
-R = "/v1/chat/completions/fin-chat"
+R = "/model/fin-chat"
 
 
 async def _bill(merchant: A2MMerchant, resource: str = R) -> str:
@@ -141,7 +141,7 @@ async def test_a_verify_that_fails_a_check_is_a_402_with_a_fresh_bill(merchant, 
 
 
 async def test_a_proof_for_another_resource_or_a_forged_one_is_refused(merchant, alipay_emulator):
-    proof = proof_for(alipay_emulator, await _bill(merchant, "/v1/chat/completions/cheap"))
+    proof = proof_for(alipay_emulator, await _bill(merchant, "/model/cheap"))
     assert (await _refusal(merchant, proof, R)).code == "RESOURCE_ID_MISMATCH"
     parsed = headers.parse_proof(proof)
     forged = headers.Proof(parsed.trade_no, "00" * 32, parsed.client_session).header()

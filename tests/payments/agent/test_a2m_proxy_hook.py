@@ -1,12 +1,11 @@
 """The proxy hook's own rules, without a proxy: which groups are priced, exempt keys, a client's
-metadata reference dropped, the 402 as LiteLLM gets it (an HTTPException with the bill), and settings
+metadata reference dropped, the 402 as LiteLLM gets it (a ProxyException with the bill), and settings
 that name themselves when malformed."""
 
 from __future__ import annotations
 
 import pytest
-from fastapi import HTTPException
-from litellm.proxy._types import UserAPIKeyAuth
+from litellm.proxy._types import ProxyException, UserAPIKeyAuth
 
 from litellm_alipay.errors import ConfigurationError
 from litellm_alipay.payments.agent import headers
@@ -35,9 +34,9 @@ def _data(model: str, proof: str | None = None, **metadata: str) -> dict:
 
 
 async def test_a_priced_group_without_proof_is_an_http_402_with_the_bill(hook):
-    with pytest.raises(HTTPException) as refused:
+    with pytest.raises(ProxyException) as refused:
         await hook.async_pre_call_hook(UserAPIKeyAuth(key_alias="agent-7"), None, _data("fin-chat"), "completion")
-    assert refused.value.status_code == 402
+    assert refused.value.code == "402" and refused.value.openai_code == "PAYMENT_REQUIRED"
     bill = headers.decode(refused.value.headers["Payment-Needed"], headers.PAYMENT_NEEDED)
     assert bill["protocol"]["amount"] == "0.02" and bill["method"]["service_id"] == "api_mock_service_id"
 
@@ -51,7 +50,7 @@ async def test_unpriced_groups_and_exempt_keys_pass_and_a_clients_reference_is_d
 
 
 async def test_a_paid_call_is_admitted_the_proof_blanked_and_validated_on_success(hook, alipay_emulator):
-    with pytest.raises(HTTPException) as refused:
+    with pytest.raises(ProxyException) as refused:
         await hook.async_pre_call_hook(UserAPIKeyAuth(), None, _data("fin-chat"), "completion")
     proof = proof_for(alipay_emulator, refused.value.headers["Payment-Needed"])
     data = await hook.async_pre_call_hook(UserAPIKeyAuth(), None, _data("fin-chat", proof), "completion")
