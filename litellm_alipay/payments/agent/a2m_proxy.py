@@ -166,15 +166,15 @@ class A2MProxyHook(CustomLogger):
             admission = await config.merchant.admit(proof, resource_id(str(data["model"])))
         except PaymentRequiredError as refusal:
             # a ProxyException keeps its status and headers on every route (/v1/messages drops an
-            # HTTPException's headers); the contract's reason is the error's ``code``
+            # HTTPException's headers); the reason is in the error's ``provider_specific_fields.code``
             extra = {PAYMENT_NEEDED: refusal.payment_needed} if refusal.payment_needed else {}
             raise ProxyException(message=refusal.message, type="payment_required", param=None, code=402,
-                                 headers=extra, openai_code=refusal.code,
-                                 provider_specific_fields=refusal.body()) from None
+                                 headers=extra, provider_specific_fields=refusal.body()) from None
         except AlipayError as exc:  # the ledger or a setting: fail closed, never serve unpaid
             logger.error("a2m: cannot take payments: %s", exc)
             raise ProxyException(message="payments are unavailable; retry later", type="payment_unavailable",
-                                 param=None, code=503, openai_code="PAYMENT_UNAVAILABLE") from None
+                                 param=None, code=503,
+                                 provider_specific_fields={"code": "PAYMENT_UNAVAILABLE"}) from None
         ref = admission.claim
         self._remember(self._in_flight, ref, admission)
         self._remember(self._validations, ref, admission.validation)

@@ -36,7 +36,7 @@ def _data(model: str, proof: str | None = None, **metadata: str) -> dict:
 async def test_a_priced_group_without_proof_is_an_http_402_with_the_bill(hook):
     with pytest.raises(ProxyException) as refused:
         await hook.async_pre_call_hook(UserAPIKeyAuth(key_alias="agent-7"), None, _data("fin-chat"), "completion")
-    assert refused.value.code == "402" and refused.value.openai_code == "PAYMENT_REQUIRED"
+    assert refused.value.code == "402" and refused.value.provider_specific_fields["code"] == "PAYMENT_REQUIRED"
     bill = headers.decode(refused.value.headers["Payment-Needed"], headers.PAYMENT_NEEDED)
     assert bill["protocol"]["amount"] == "0.02" and bill["method"]["service_id"] == "api_mock_service_id"
 
