@@ -290,7 +290,7 @@ class A2MMerchant:
         async def fail(code: str, message: str) -> PaymentRequiredError:
             return await self.refuse(resource_id, code, message, fresh_bill=True, trade_no=proof.trade_no)
 
-        if node.get("active") is not True and str(node.get("active")).lower() != "true":
+        if node.get("active") is not True:  # exactly true (A5.1): not "true", not 1
             raise await fail("INVALID_PAYMENT_PROOF", "Alipay says this payment proof is not active")
         if str(node.get("trade_no") or proof.trade_no) != proof.trade_no:
             raise await fail("INVALID_PAYMENT_PROOF", "the proof's trade_no is not the verified trade")
