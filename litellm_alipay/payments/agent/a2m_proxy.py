@@ -152,7 +152,15 @@ class A2MProxyHook(CustomLogger):
         metadata = data.get("metadata")
         if isinstance(metadata, dict):
             metadata.pop(REF_KEY, None)  # only this hook writes it
-        config = self.config()
+        from litellm.proxy._types import ProxyException
+
+        try:
+            config = self.config()
+        except ConfigurationError as exc:  # fail closed: a priced group is never served unbilled
+            logger.error("a2m: general_settings.alipay_a2m cannot work: %s", exc)
+            raise ProxyException(message=f"payments are misconfigured: {exc}", type="payment_unavailable",
+                                 param=None, code=503, provider_specific_fields={"code": "PAYMENT_UNAVAILABLE"}
+                                 ) from None
         if config is None:
             return data
         price = config.price_of(data.get("model"))
@@ -160,8 +168,6 @@ class A2MProxyHook(CustomLogger):
             return data
         proof = _header(data, PAYMENT_PROOF)
         _blank_proof(data)
-        from litellm.proxy._types import ProxyException
-
         try:
             admission = await config.merchant.admit(proof, resource_id(str(data["model"])))
         except PaymentRequiredError as refusal:

@@ -68,3 +68,10 @@ def test_a_malformed_setting_names_itself(given, setting):
     base = {"price": "0.01", "goods_name": "x", "service_id": "s", "seller_id": SELLER_ID}
     with pytest.raises(ConfigurationError, match=setting.replace(".", r"\.")):
         A2MSettings.from_mapping({**base, **given})
+
+
+async def test_a_malformed_config_fails_closed_naming_the_setting():
+    hook = A2MProxyHook({"model_groups": ["fin-chat"], "price": "free"})
+    with pytest.raises(ProxyException) as refused:
+        await hook.async_pre_call_hook(UserAPIKeyAuth(), None, _data("fin-chat"), "completion")
+    assert refused.value.code == "503" and "alipay_a2m.price" in refused.value.message
