@@ -33,7 +33,7 @@ def _data(model: str, proof: str | None = None, **metadata: str) -> dict:
             "proxy_server_request": {"headers": request_headers}}
 
 
-async def test_a_priced_group_without_proof_is_an_http_402_with_the_bill(hook):
+async def test_a_priced_group_without_proof_is_a_402_with_the_bill(hook):
     with pytest.raises(ProxyException) as refused:
         await hook.async_pre_call_hook(UserAPIKeyAuth(key_alias="agent-7"), None, _data("fin-chat"), "completion")
     assert refused.value.code == "402" and refused.value.provider_specific_fields["code"] == "PAYMENT_REQUIRED"
