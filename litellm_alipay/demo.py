@@ -109,6 +109,9 @@ def _drive(emulator) -> int:
 
     _ant_ling(emulator, tools)
     _refund_assistant(emulator)
+    import asyncio
+
+    asyncio.run(_pay_per_call(emulator))
 
     stats = emulator.stats()
     print(f"\nthe emulator saw {_total(stats)} signed requests; rejections: {stats.get('rejections', {})}")
@@ -174,6 +177,68 @@ def _refund_assistant(emulator) -> None:
                if json.loads(line)["event"] == "outcome"][0]
     _line("audit line", f"{outcome['event']} {outcome['method']} {outcome['amount']} → {outcome['result']} "
                         f"({outcome['out_request_no']})")
+
+
+async def _pay_per_call(emulator) -> None:
+    """A2M (HTTP 402): an agent (the OpenAI SDK with the buyer auth flow) pays ¥0.01 for one model call
+    through a small OpenAI-compatible app behind the A2M middleware; the emulator is Alipay and the wallet."""
+    import tempfile
+
+    import httpx
+    import litellm
+    import openai
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from .ledger import Ledger, engine_for
+    from .payments.agent import headers
+    from .payments.agent.a2m import A2MMerchant, A2MSettings
+    from .payments.agent.a2m_asgi import A2MMiddleware
+    from .payments.agent.buyer import A402Auth, EmulatorWallet
+    from .settings import settings_for
+    from .wire.signing import load_private_key
+
+    async def chat(request: Request) -> JSONResponse:
+        body = await request.json()
+        reply = await litellm.acompletion(model="alipay/ant-fin-chat", messages=body["messages"])
+        return JSONResponse(reply.model_dump())
+
+    ledger = Ledger(engine_for(f"sqlite:///{tempfile.mkdtemp(prefix='alipay-demo-')}/a2m.db"))
+    merchant = A2MMerchant(settings_for({}), A2MSettings.from_mapping({
+        "price": "0.01", "goods_name": "AI 对话", "service_id": "api_mock_service_id",
+        "seller_id": "2088000000000001", "seller_name": "示例商户"}), ledger=ledger)
+    app = A2MMiddleware(Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])]), merchant,
+                        prices={"/v1/chat/completions": "0.01"})
+    seen: list[httpx.Response] = []
+
+    async def keep(response: httpx.Response) -> None:
+        seen.append(response)
+
+    print("\nan agent pays per call (Alipay A2M, HTTP 402) — ¥0.01 for one model call:")
+    auth = A402Auth(EmulatorWallet(emulator.base_url), max_total="0.05")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://merchant.local",
+                                 auth=auth, event_hooks={"response": [keep]}) as http:
+        agent = openai.AsyncOpenAI(base_url="http://merchant.local/v1", api_key="unused", max_retries=0,
+                                   http_client=http)
+        raw = await agent.chat.completions.with_raw_response.create(
+            model="fin-chat", messages=[{"role": "user", "content": "What is my balance?"}])
+        bill = headers.decode(seen[0].headers[headers.PAYMENT_NEEDED], headers.PAYMENT_NEEDED)
+        signed = headers.verify_bill(bill, load_private_key(emulator.app_private_key).public_key())
+        _line("first answer", f"{seen[0].status_code} Payment-Needed: ¥{bill['protocol']['amount']} for "
+                              f"{bill['protocol']['resource_id']} ({bill['method']['goods_name']}), "
+                              f"seller signature {'verifies' if signed else 'FAILS'}")
+        proof = seen[-1].request.headers[headers.PAYMENT_PROOF]
+        validation = headers.decode(raw.headers[headers.PAYMENT_VALIDATION], headers.PAYMENT_VALIDATION)
+        _line("paid, then answered", f"{raw.http_response.status_code} {raw.parse().choices[0].message.content!r}")
+        _line("Payment-Validation", f"validated={validation['validated']} trade_no={validation['trade_no']}")
+        again = await http.post("/v1/chat/completions", json={"messages": []}, headers={"Payment-Proof": proof})
+        _line("the same proof again", f"{again.status_code} {again.json()['code']} (served once)")
+    [trade] = emulator.stats()["a2m_trades"]
+    _line("emulator", f"verified {trade['verified']}, fulfilment confirmed {trade['confirmed']}; "
+                      f"the agent spent ¥{auth.spent}")
+    ledger.engine.close()
 
 
 def _total(stats: dict) -> int:

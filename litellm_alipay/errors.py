@@ -15,6 +15,7 @@ Router must act on (fallbacks, cooldowns, retries) are raised as LiteLLM's own e
     ├── ActionInDoubtError      actions may have executed at another app: not re-sent (reconcile)
     ├── LedgerUnavailableError  the durable money ledger cannot be reached: money calls fail closed
     ├── PolicyError             the payment policy refuses an action (names the setting: a cap, …)
+    ├── PaymentRequiredError    A2M (HTTP 402): no valid Payment-Proof for a paid resource (a fresh bill or not)
     ├── TenantMismatchError     a user credential that belongs to another user than the request names
     ├── QuotaExceededError      the client-side limiter cannot fit the request in its time budget
     ├── CircuitOpenError        the tenant's circuit breaker is open
@@ -120,6 +121,33 @@ class SignatureError(AlipayError):
 
 class ProtocolError(AlipayError):
     """The peer sent something that is not the Alipay protocol."""
+
+
+class PaymentRequiredError(AlipayError):
+    """A2M: the request carries no proof that pays for it (HTTP 402). ``payment_needed`` is a fresh
+    bill when a new payment is what the agent needs, None when it should retry with the same proof;
+    ``code`` is the contract's reason (``INVALID_PAYMENT_PROOF``, ``ALREADY_FULFILLED``, …)."""
+
+    status_code = 402
+
+    def __init__(self, code: str, message: str, *, payment_needed: str | None = None,
+                 trade_no: str | None = None, **extra: object) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.payment_needed = payment_needed
+        self.trade_no = trade_no
+        self.extra = dict(extra)
+
+    def body(self) -> dict[str, object]:
+        """The 402's JSON body (informational: agents read the header)."""
+        out: dict[str, object] = {"code": self.code, "message": self.message}
+        if self.trade_no:
+            out["trade_no"] = self.trade_no
+        out.update(self.extra)
+        if self.payment_needed is None:
+            out["retry_with_same_proof"] = True
+        return out
 
 
 class DataResidencyError(AlipayError):

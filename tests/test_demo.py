@@ -25,4 +25,8 @@ def test_demo_runs_every_step():
     assert "SUCCESS replayed=True (nothing sent again)" in out
     assert "refunds executed: 1" in out
     assert "outcome alipay.trade.refund 12.00 → succeeded (rf" in out
+    assert "402 Payment-Needed: ¥0.01 for /v1/chat/completions (AI 对话), seller signature verifies" in out
+    assert "paid, then answered        200 'You said: What is my balance?'" in out
+    assert "402 ALREADY_FULFILLED (served once)" in out
+    assert "verified 1, fulfilment confirmed 1; the agent spent ¥0.01" in out
     assert "-----BEGIN" not in out + done.stderr  # no key material printed

@@ -13,7 +13,8 @@ Routes:
   ``{"rules": [...], "append": true}`` adds to them), ``DELETE /_admin/faults``;
   ``GET``/``POST /_admin/trades`` (list / create a trade: ``out_trade_no``, ``total_amount``, optional
   ``trade_status``, ``notify_url``, ``app_id``, ``subject``, ``refund_error``) and
-  ``POST /_admin/trades/pay`` (``{"out_trade_no": …}``: the buyer pays a waiting trade).
+  ``POST /_admin/trades/pay`` (``{"out_trade_no": …}``: the buyer pays a waiting trade);
+  ``POST /_admin/a402/pay`` (``{"payment_needed": …}``: the A2M buyer's stand-in, ``a2m.py``).
 
 Admin requests that change state take ``Content-Type: application/json`` only (415 otherwise): a web
 page can send a cross-origin ``text/plain`` or form POST without asking, but not a JSON one, so a site
@@ -36,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..errors import ConfigurationError
 from ..wire import protocol
+from . import a2m
 from .ant_ling import AntLingRoute
 from .config import EmulatorConfig, check_admin_exposure, parse_faults
 from .core import Emulator, dumps
@@ -110,6 +112,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
         snapshot["idempotency_keys"] = len(emu.state.idempotency)
         snapshot["active_faults"] = [r.to_dict() for r in emu.faults.rules]
         snapshot["trades"] = emu.trades.stats.snapshot()
+        snapshot["a2m_trades"] = emu.a2m.snapshot()
         return _json(snapshot)
 
     async def reset(request: Request) -> RawResponse:
@@ -153,6 +156,17 @@ def create_app(config: EmulatorConfig) -> Starlette:
             return _json({"ok": False, "error": str(exc)}, 400)
         return _json(trade.public())
 
+    async def a402_pay(request: Request) -> RawResponse:
+        """The A2M buyer's stand-in (``emulator/a2m.py``): pay a Payment-Needed, get the Payment-Proof."""
+        try:
+            data = json.loads(await request.body() or b"{}")
+            answer = emu.a2m.pay(data.get("payment_needed") if isinstance(data, dict) else None)
+        except ValueError:
+            return _json({"ok": False, "code": "INVALID_PARAMETER", "error": "the body must be JSON"}, 400)
+        except a2m.PayRefused as exc:
+            return _json({"ok": False, "code": exc.code, "error": exc.message}, 400)
+        return _json(answer)
+
     routes = [
         Route("/gateway.do", gateway.handle, methods=["POST"]),
         *(Route(path, v3.handle, methods=["POST"]) for path in protocol.V3_METHODS),
@@ -167,6 +181,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
         Route("/_admin/faults", guard(faults), methods=["GET", "POST", "DELETE"]),
         Route("/_admin/trades", guard(trades), methods=["GET", "POST"]),
         Route("/_admin/trades/pay", guard(trades), methods=["POST"]),
+        Route("/_admin/a402/pay", guard(a402_pay), methods=["POST"]),
     ]
     app = EmulatorApp(routes=routes)
     app.emulator = emu

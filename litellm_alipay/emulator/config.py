@@ -36,6 +36,7 @@ FAULT_KINDS = frozenset({
     "drop", "drop_after_actions", "cut_stream", "stream_error", "trickle", "slow_down",
     "acq_system_error", "acq_system_error_after", "stall_after_actions", "change_mind",
 })
+FAULT_KINDS |= {"a2m_inactive", "a2m_other_resource", "a2m_other_amount"}  # A2M verify (emulator/a2m.py)
 
 
 @dataclass

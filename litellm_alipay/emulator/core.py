@@ -18,7 +18,7 @@ from typing import Any
 from ..payments import wire as payment_wire
 from ..wire import protocol
 from ..wire.signing import rsa_sign
-from . import model
+from . import a2m, model
 from .config import EmulatorConfig
 from .faults import FaultInjector
 from .state import State
@@ -34,7 +34,7 @@ MSGS = {
     "40006": "Insufficient Permissions",
 }
 KNOWN_METHODS = frozenset({protocol.METHOD_CHAT, protocol.METHOD_EMBED, protocol.METHOD_OAUTH,
-                           *payment_wire.SERVER_METHODS})
+                           *payment_wire.SERVER_METHODS, *a2m.METHODS})
 
 
 def dumps(value: Any) -> str:
@@ -114,6 +114,7 @@ class Emulator:
         self.faults = FaultInjector(config.faults, config.seed)
         self.trades = TradeBook(self.key, lambda app_id: config.apps[app_id].sign_type, config.notify_delay_scale)
         self._seed_trades()
+        self.a2m = a2m.A2MBook(config)
         self._trace = itertools.count(1)
         self._trace_prefix = f"{os.getpid():x}{int(time.time()):x}"
 
@@ -125,6 +126,7 @@ class Emulator:
         self.faults.clear()
         self.trades.reset()
         self._seed_trades()
+        self.a2m.reset()
 
     def _seed_trades(self) -> None:
         """The trades the emulator starts with (``--demo`` seeds a few); a reset returns to them."""

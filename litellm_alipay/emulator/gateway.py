@@ -20,6 +20,7 @@ from ..errors import SignatureError
 from ..payments import wire as payment_wire
 from ..wire import protocol
 from ..wire.signing import BEIJING, aes_decrypt, aes_encrypt, parse_beijing_timestamp, verify_params
+from . import a2m
 from .config import AppConfig, FaultRule
 from .core import KNOWN_METHODS, Emulator, Refusal, dumps, invalid
 from .responses import EventStreamResponse, RawResponse, plain, sleep_unless_disconnected
@@ -178,6 +179,9 @@ class Gateway:
         try:
             if method in payment_wire.SERVER_METHODS:
                 return await self._run_trade(method, app, biz, params, fault, request)
+            if method in a2m.METHODS:  # A2M pay-per-use (emulator/a2m.py)
+                state.stats.successes += 1
+                return self._respond(method, emu.a2m.run(method, app.app_id, biz, fault), app, fault=fault)
             if method == protocol.METHOD_OAUTH:
                 node: dict[str, Any] = emu.run_oauth(app.app_id, params)
             else:

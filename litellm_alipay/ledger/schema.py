@@ -27,6 +27,12 @@ CREATE = (
     " PRIMARY KEY (request_id, action, trade))",
     "CREATE TABLE IF NOT EXISTS alipay_values ("
     " name TEXT PRIMARY KEY, text_value TEXT, int_value BIGINT, expires DOUBLE PRECISION)",
+    # A2M pay-per-use orders (payments/agent/a2m.py): billed before the 402, one service per trade
+    "CREATE TABLE IF NOT EXISTS alipay_a2m_orders ("
+    " out_trade_no TEXT PRIMARY KEY, app_id TEXT NOT NULL, resource_id TEXT NOT NULL, amount_cents BIGINT NOT NULL,"
+    " goods_name TEXT NOT NULL, pay_before DOUBLE PRECISION NOT NULL, state TEXT NOT NULL, trade_no TEXT,"
+    " claim TEXT, claimed DOUBLE PRECISION, created DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS alipay_a2m_orders_trade ON alipay_a2m_orders (trade_no)",
 )
 
 #: version reached -> statements that bring the previous version to it
