@@ -13,7 +13,8 @@ Routes:
   ``{"rules": [...], "append": true}`` adds to them), ``DELETE /_admin/faults``;
   ``GET``/``POST /_admin/trades`` (list / create a trade: ``out_trade_no``, ``total_amount``, optional
   ``trade_status``, ``notify_url``, ``app_id``, ``subject``, ``refund_error``) and
-  ``POST /_admin/trades/pay`` (``{"out_trade_no": …}``: the buyer pays a waiting trade).
+  ``POST /_admin/trades/pay`` (``{"out_trade_no": …}``: the buyer pays a waiting trade);
+  Delegation Pay's user side and ``/_admin/clock`` (``delegation_admin.py``).
 
 Admin requests that change state take ``Content-Type: application/json`` only (415 otherwise): a web
 page can send a cross-origin ``text/plain`` or form POST without asking, but not a JSON one, so a site
@@ -39,6 +40,7 @@ from ..wire import protocol
 from .ant_ling import AntLingRoute
 from .config import EmulatorConfig, check_admin_exposure, parse_faults
 from .core import Emulator, dumps
+from .delegation_admin import delegation_routes
 from .gateway import Gateway
 from .openai_compat import OpenAICompat
 from .responses import TRANSPORT_KEY, RawResponse
@@ -110,6 +112,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
         snapshot["idempotency_keys"] = len(emu.state.idempotency)
         snapshot["active_faults"] = [r.to_dict() for r in emu.faults.rules]
         snapshot["trades"] = emu.trades.stats.snapshot()
+        snapshot["delegations"] = emu.delegations.stats.snapshot()
         return _json(snapshot)
 
     async def reset(request: Request) -> RawResponse:
@@ -167,6 +170,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
         Route("/_admin/faults", guard(faults), methods=["GET", "POST", "DELETE"]),
         Route("/_admin/trades", guard(trades), methods=["GET", "POST"]),
         Route("/_admin/trades/pay", guard(trades), methods=["POST"]),
+        *delegation_routes(emu, guard),
     ]
     app = EmulatorApp(routes=routes)
     app.emulator = emu

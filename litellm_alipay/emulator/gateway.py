@@ -18,6 +18,7 @@ from starlette.requests import Request
 
 from ..errors import SignatureError
 from ..payments import wire as payment_wire
+from ..payments.agent import delegation_wire
 from ..wire import protocol
 from ..wire.signing import BEIJING, aes_decrypt, aes_encrypt, parse_beijing_timestamp, verify_params
 from .config import AppConfig, FaultRule
@@ -176,7 +177,7 @@ class Gateway:
                 return early
 
         try:
-            if method in payment_wire.SERVER_METHODS:
+            if method in payment_wire.SERVER_METHODS or method in delegation_wire.SERVER_METHODS:
                 return await self._run_trade(method, app, biz, params, fault, request)
             if method == protocol.METHOD_OAUTH:
                 node: dict[str, Any] = emu.run_oauth(app.app_id, params)
@@ -199,7 +200,8 @@ class Gateway:
                          fault: FaultRule | None, request: Request) -> RawResponse:
         """A trade method, then the faults that strike after it executed: the answer replaced by
         ``ACQ.SYSTEM_ERROR``, or held past the client's timeout ("committed, answer lost")."""
-        node = self.emu.trades.run(method, app.app_id, biz, params)
+        book = self.emu.delegations if method in delegation_wire.SERVER_METHODS else self.emu.trades
+        node = book.run(method, app.app_id, biz, params)
         self.emu.state.stats.successes += 1
         kind = fault.kind if fault is not None else None
         if kind == "acq_system_error_after":

@@ -24,6 +24,7 @@ from ..ledger import FAILED, FINAL, SUCCEEDED, UNKNOWN, ActionRow, IdempotencyKe
 from ..settings import AlipaySettings
 from . import wire
 from ._sync import run_sync
+from .agent.delegation_actions import MANDATE_ACTIONS, MandateDesk
 from .audit import AuditLog
 from .classify import ResultClass
 from .idempotency import caller_of, check_idempotency_key, refund_request_no
@@ -79,6 +80,8 @@ class PaymentToolkit:
         #: money state in the durable ledger (ALIPAY_LEDGER_URL): claims, outcomes, totals, proposals
         self.store = SharedStore(ledger)
         self.book = RefundBook(self.store)
+        #: Delegation Pay's actions (propose, status, pay under a mandate, cancel) on the same parts
+        self.mandates = MandateDesk(self)
 
     # ------------------------------------------------------------------------------------ public
     async def arun(self, action: str, args: Mapping[str, Any], *, idempotency_key: str | None = None,
@@ -98,6 +101,9 @@ class PaymentToolkit:
         args = dict(args)
         try:
             self.policy.check_enabled(action)
+            if action in MANDATE_ACTIONS:  # Delegation Pay: its own flow, attempts and outcomes audited there
+                return await self.mandates.arun(action, args, idempotency_key=idempotency_key, tenant=tenant,
+                                                trace_id=trace_id, scope=scope)
             if action == "refund":
                 return await self._refund(args, idempotency_key, tenant, trace_id, scope, confirmed=False)
             result = await self._simple(action, args)
