@@ -1,45 +1,32 @@
-"""Which app a logical action-bearing request was sent to, so it never reaches a second app.
+"""The gateway door of the money ledger: one logical action-bearing request, one app, one outcome.
 
 Why: each app's gateway deduplicates actions by ``out_request_no`` — within that app. When the Router
 falls back from app A to app B after A executed a refund and the answer was lost, B would execute it
-again. So an attempt claims the request's idempotency key for its app before it is sent; a later attempt
-of the same logical request with another ``app_id`` is refused (``ActionInDoubtError``) and the caller
-reconciles with A. An attempt that provably never left (circuit open, quota, deadline before sending)
-releases its claim, so a healthy fallback is not refused. A key reused for a *different* request (another
-prompt, other actions) is refused too, as Stripe refuses a reused idempotency key with other parameters.
+again. So an attempt opens the request's record in the durable ledger (``ledger/``) before it is sent,
+naming its app and the request's fingerprint: a later attempt with another ``app_id`` is refused
+(``ActionInDoubtError``) and the caller reconciles with A; a key reused for a *different* request
+(another prompt, other actions) is refused, as Stripe refuses a reused idempotency key with other
+parameters. The first answer is recorded before it returns, and every later attempt under the key is
+answered from that record (each action ``replayed: true``, no fee, nothing sent) — never by asking the
+model again. An attempt that provably never left (circuit open, quota, deadline before sending)
+releases a record it created, so a healthy fallback is not refused.
 
-Claims live in process memory (bounded, expiring) and, with ``redis_url``, in Redis (``SET NX``) so every
-worker and proxy instance sees them. Redis trouble never fails or delays a call: this worker's claims
-still hold, and Redis is tried again after a back-off (one WARNING per outage).
+The ledger is money state: when it cannot be reached the request is refused before anything is sent
+(``LedgerUnavailableError``), whatever Redis or the gateway would have said.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import threading
-import time
-from collections import OrderedDict
+import copy
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from .errors import PROVIDER, ActionInDoubtError, AlipayError, ConfigurationError, local_error
+from .errors import PROVIDER, AlipayError, local_error
+from .ledger import Hold, IdempotencyKeyReusedError, ledger_for, request_id
 
-log = logging.getLogger("litellm_alipay")
-
-#: How long a claim is kept: longer than any retry or fallback chain of one logical request.
-CLAIM_SECONDS = 24 * 3600
-MAX_LOCAL_CLAIMS = 100_000
-RETRY_REDIS_AFTER = 1.0
-_PREFIX = "litellm_alipay:action:"
-
-
-class IdempotencyKeyReusedError(ConfigurationError):
-    """The same idempotency key sent with a different request."""
-
-    def __init__(self) -> None:
-        super().__init__("Idempotency-Key", "was already used for a different request (other messages or "
-                         "actions); use a new key for a new request, the same key only to retry the same one")
+__all__ = ["UNSENT_CODES", "ActionClaim", "Claim", "IdempotencyKeyReusedError", "Slot", "aholding", "holding"]
 
 
 @dataclass(frozen=True)
@@ -48,186 +35,104 @@ class Claim:
     out_request_no: str
     fingerprint: str = ""
 
-    def encode(self) -> str:
-        return f"{self.app_id}|{self.out_request_no}|{self.fingerprint}"
-
 
 @dataclass(frozen=True)
 class ActionClaim:
-    """One attempt's claim: what to take before sending and to give back if nothing was sent."""
+    """One attempt's claim: the caller-scoped key (hashed in the ledger), the app and the fingerprint, and
+    the day caps' holds the request books before it is sent (``backends/gateway_actions.py``)."""
 
-    key: str
+    key: str = field(repr=False)
     claim: Claim
-    redis: object | None = None
+    holds: tuple[Hold, ...] = ()
 
 
-class ActionLedger:
-    """Claims of idempotency keys by app: memory first, Redis (shared) when configured."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._claims: OrderedDict[str, tuple[float, Claim]] = OrderedDict()
-        self._down_until = 0.0
-        self._outage = False
-
-    def _local(self, key: str, claim: Claim) -> Claim:
-        now = time.monotonic()
-        with self._lock:
-            found = self._claims.get(key)
-            if found is not None and found[0] > now:
-                return found[1]
-            self._claims[key] = (now + CLAIM_SECONDS, claim)
-            while len(self._claims) > MAX_LOCAL_CLAIMS:
-                self._claims.popitem(last=False)
-            return claim
-
-    @staticmethod
-    def _check(claim: Claim, holder: Claim) -> None:
-        if holder.fingerprint and claim.fingerprint and holder.fingerprint != claim.fingerprint:
-            raise IdempotencyKeyReusedError()
-        if holder.app_id != claim.app_id:
-            raise ActionInDoubtError(holder.app_id, holder.out_request_no)
-
-    def _use_redis(self, redis: object | None) -> bool:
-        return redis is not None and time.monotonic() >= self._down_until
-
-    def _failed(self, exc: BaseException) -> None:
-        self._down_until = time.monotonic() + RETRY_REDIS_AFTER
-        if not self._outage:
-            self._outage = True
-            log.warning("action ledger: Redis unavailable (%s); claims kept in this process until it returns",
-                        type(exc).__name__)
-
-    def _ok(self) -> None:
-        if self._outage:
-            self._outage = False
-            log.info("action ledger: Redis is back")
-
-    def claim(self, held: ActionClaim) -> None:
-        """Claim the key for this attempt's app; raise if another app or another request holds it."""
-        holder = self._local(held.key, held.claim)
-        if self._use_redis(held.redis):
-            from .resilience.failopen import redis_errors
-
-            try:
-                client = held.redis.sync()  # type: ignore[union-attr]
-                if not client.set(_PREFIX + held.key, held.claim.encode(), nx=True, ex=CLAIM_SECONDS):
-                    holder = _parse(client.get(_PREFIX + held.key)) or holder
-                self._ok()
-            except redis_errors() as exc:
-                self._failed(exc)
-        self._check(held.claim, holder)
-
-    async def aclaim(self, held: ActionClaim) -> None:
-        holder = self._local(held.key, held.claim)
-        if self._use_redis(held.redis):
-            from .resilience.failopen import redis_errors
-
-            try:
-                client = held.redis.for_running_loop()  # type: ignore[union-attr]
-                if not await client.set(_PREFIX + held.key, held.claim.encode(), nx=True, ex=CLAIM_SECONDS):
-                    holder = _parse(await client.get(_PREFIX + held.key)) or holder
-                self._ok()
-            except redis_errors() as exc:
-                self._failed(exc)
-        self._check(held.claim, holder)
-
-    def release(self, held: ActionClaim) -> None:
-        """Give back a claim whose attempt provably never left this process (nothing was sent)."""
-        with self._lock:
-            found = self._claims.get(held.key)
-            if found is not None and found[1] == held.claim:
-                del self._claims[held.key]
-        if self._use_redis(held.redis):
-            from .resilience.failopen import redis_errors
-
-            try:  # only our own claim: compare and delete
-                client = held.redis.sync()  # type: ignore[union-attr]
-                client.eval(_RELEASE, 1, _PREFIX + held.key, held.claim.encode())
-            except redis_errors() as exc:
-                self._failed(exc)
-
-    async def arelease(self, held: ActionClaim) -> None:
-        with self._lock:
-            found = self._claims.get(held.key)
-            if found is not None and found[1] == held.claim:
-                del self._claims[held.key]
-        if self._use_redis(held.redis):
-            from .resilience.failopen import redis_errors
-
-            try:
-                client = held.redis.for_running_loop()  # type: ignore[union-attr]
-                await client.eval(_RELEASE, 1, _PREFIX + held.key, held.claim.encode())
-            except redis_errors() as exc:
-                self._failed(exc)
-
-
-_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-
-
-def _parse(raw: object) -> Claim | None:
-    if raw is None:
-        return None
-    text = raw.decode() if isinstance(raw, bytes) else str(raw)
-    app_id, _, rest = text.partition("|")
-    number, _, fingerprint = rest.partition("|")
-    return Claim(app_id, number, fingerprint) if app_id else None
-
-
-#: ``alipay_code`` of failures that provably sent nothing: their claim is released.
+#: ``alipay_code`` of failures that provably sent nothing: a record the attempt created is released.
 UNSENT_CODES = frozenset({"client-quota", "circuit-open", "configuration", "local-overload", "LocalOverloadError",
-                          "deadline-before-send", "tenant-mismatch", "data-residency"})
-
-_redis: dict[str, object] = {}
-
-
-def redis_for(url: str | None) -> object | None:
-    """The shared ``RedisClients`` of one Redis URL (None without Redis)."""
-    if not url:
-        return None
-    found = _redis.get(url)
-    if found is None:
-        from .resilience.redis_clients import RedisClients
-
-        found = _redis.setdefault(url, RedisClients(url))
-    return found
+                          "deadline-before-send", "tenant-mismatch", "data-residency", "ledger-unavailable",
+                          "payment-policy"})
 
 
-ledger = ActionLedger()
+@dataclass
+class Slot:
+    """What the call does under its claim: ``replay`` is the recorded answer of an earlier attempt (then
+    nothing is sent); otherwise the call sends and ``record``s its answer before returning it."""
+
+    request_id: str = field(repr=False)
+    replay: dict[str, Any] | None
+    created: bool
+    recorded: bool = False
+    booked: tuple[Hold, ...] = ()
+
+    async def record(self, node: dict[str, Any], executed_cents: int = 0) -> None:
+        """The answer every later attempt is given, and the day caps' holds settled to what it moved."""
+        ledger = ledger_for()
+        await ledger.record_response(self.request_id, node)
+        self.recorded = True
+        await self._give_back(executed_cents)
+
+    async def _give_back(self, kept_cents: int) -> None:
+        booked, self.booked = self.booked, ()
+        for hold in booked:
+            give_back = hold.cents - min(kept_cents, hold.cents)
+            if give_back:
+                await ledger_for().add(hold.name, -give_back)
+
+
+def replayed_node(node: dict[str, Any]) -> dict[str, Any]:
+    """A recorded answer as a replay: each action marked, no tokens consumed by this attempt."""
+    out = copy.deepcopy(node)
+    out["actions"] = [{**action, "replayed": True} for action in out.get("actions") or []]
+    out["usage"] = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "input_chars": 0,
+                    "output_chars": 0}
+    out["replayed"] = True
+    return out
+
+
+@contextlib.asynccontextmanager
+async def aholding(held: ActionClaim | None, model: str) -> AsyncIterator[Slot | None]:
+    """Open the request's record for this app around the call; release it if this attempt created it
+    and nothing was sent."""
+    if held is None:
+        yield None
+        return
+    rid = request_id("gateway", held.key)
+    try:
+        record = await ledger_for().open_request(rid, held.claim.app_id, held.claim.fingerprint,
+                                                 number=held.claim.out_request_no)
+    except AlipayError as exc:
+        raise local_error(exc, model=model, provider=PROVIDER) from None
+    slot = Slot(rid, replayed_node(record.response) if record.response else None, record.created)
+    if record.created and held.holds:
+        try:
+            await ledger_for().book(held.holds)  # the day's caps, before anything leaves
+        except AlipayError as exc:
+            with contextlib.suppress(AlipayError):
+                await ledger_for().release_request(rid)
+            raise local_error(exc, model=model, provider=PROVIDER) from None
+        slot.booked = held.holds
+    try:
+        yield slot
+    except BaseException as exc:
+        if record.created and not slot.recorded and getattr(exc, "alipay_code", None) in UNSENT_CODES:
+            with contextlib.suppress(AlipayError):
+                await slot._give_back(0)
+                await ledger_for().release_request(rid)
+        raise
 
 
 @contextlib.contextmanager
-def holding(held: ActionClaim | None, model: str) -> Iterator[None]:
-    """Claim the action key around a sync call: ``aholding`` driven from sync (``transport/sync_driver.py``),
-    one claim-and-give-back implementation."""
+def holding(held: ActionClaim | None, model: str) -> Iterator[Slot | None]:
+    """``aholding`` driven from sync code (``transport/sync_driver.py``): one implementation."""
     if held is None:
-        yield
+        yield None
         return
     from .transport.sync_driver import SYNC
 
     manager = aholding(held, model)
-    SYNC.run(manager.__aenter__())
+    slot = SYNC.run(manager.__aenter__())
     try:
-        yield
+        yield slot
     except BaseException as exc:
         SYNC.run(manager.__aexit__(type(exc), exc, exc.__traceback__))
         raise
     SYNC.run(manager.__aexit__(None, None, None))
-
-
-@contextlib.asynccontextmanager
-async def aholding(held: ActionClaim | None, model: str) -> AsyncIterator[None]:
-    """Claim the action key for this app around the call; give it back if nothing was sent."""
-    if held is None:
-        yield
-        return
-    try:
-        await ledger.aclaim(held)
-    except AlipayError as exc:
-        raise local_error(exc, model=model, provider=PROVIDER) from None
-    try:
-        yield
-    except BaseException as exc:
-        if getattr(exc, "alipay_code", None) in UNSENT_CODES:
-            await ledger.arelease(held)
-        raise

@@ -305,6 +305,8 @@ def local_error(exc: AlipayError, *, model: str, provider: str = PROVIDER) -> Ex
         cls, code = litellm.AuthenticationError, "tenant-mismatch"
     elif isinstance(exc, LedgerUnavailableError):
         cls, code = litellm.ServiceUnavailableError, "ledger-unavailable"
+    elif isinstance(exc, PolicyError):
+        cls, code = litellm.BadRequestError, "payment-policy"  # the operator's caps: no retry, no fallback
     else:
         cls, code = getattr(exc, "litellm_class", litellm.ServiceUnavailableError), type(exc).__name__
     if isinstance(exc, ConfigurationError):

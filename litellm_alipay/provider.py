@@ -19,22 +19,26 @@ from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import EmbeddingResponse, GenericStreamingChunk, ModelResponse
 
 from . import transforms, trust
-from .action_ledger import ActionClaim, Claim, redis_for
+from .action_ledger import ActionClaim, Claim, Slot
 from .action_ledger import aholding as _aholding
-from .action_ledger import holding as _holding
 from .backends import actions as action_loop
-from .backends import ant_ling_route
+from .backends import ant_ling_route, gateway_actions
 from .backends.ant_ling import ANT_LING
 from .backends.gateway import Gateway
 from .backends.user_auth import USER_AUTH_PARAMS, UserAuth
 from .billing.carry import StreamTally as _StreamTally
 from .billing.carry import record_stream as _record_stream
 from .billing.carry import with_cost as _with_cost
+from .billing.pricing import Cost
 from .catalogue import register_models
 from .errors import PROVIDER, AlipayError, ConfigurationError, TenantMismatchError, local_error
 from .settings import CACHE_SIZE, AlipaySettings, settings_for, split_params
+from .transport.sync_driver import SYNC
 from .transport.timing import timed
 from .wire import protocol
+
+#: What a replayed answer costs: nothing was sent, no model was asked, no action moved money again.
+REPLAY_COST = Cost(usd=0.0, cny=0.0, breakdown={"replayed": True, "total_cny": 0.0, "total_usd": 0.0})
 
 #: Checks every gateway call passes before anything is built or sent, by the setting that turns each on.
 #: Operations features plug theirs in (``ops.install``: residency); the provider imports none of them.
@@ -170,6 +174,7 @@ class AlipayLLM(CustomLLM):
         auth = UserAuth.from_params(user_auth, biz.get("user_id"), gateway.settings.app_id)
         held = None
         if biz.get("allowed_actions"):
+            biz.update(gateway_actions.limits(gateway.settings))  # B5: the gateway keeps within them too
             held = self._action_claim(gateway, biz, client, metadata, litellm_params, logging_obj, model)
             biz["out_request_no"] = held.claim.out_request_no
         if stream:
@@ -193,7 +198,22 @@ class AlipayLLM(CustomLLM):
             raise local_error(exc, model=model, provider=PROVIDER) from None
         number = key.out_request_no(app_id)
         claim = Claim(app_id, number, trust.fingerprint(biz))
-        return ActionClaim(key.claim_key, claim, redis_for(gateway.settings.redis_url))
+        caller = trust.caller_scope(litellm_params, biz.get("user_id")).partition("|")[0]
+        return ActionClaim(key.claim_key, claim, gateway_actions.holds(gateway.settings, caller))
+
+    @staticmethod
+    async def _aexchange(gateway: Gateway, biz: dict, auth: UserAuth | None, held: ActionClaim | None, model: str,
+                         deadline: Any) -> tuple[dict[str, Any], bool]:
+        """``(node, replayed)``: the gateway's answer, or — for an action-bearing request an earlier attempt
+        under the same key already answered — that recorded answer, with nothing sent."""
+        async with _aholding(held, model) as slot:
+            if slot is not None and slot.replay is not None:
+                return slot.replay, True
+            node = await (gateway.acall_as_user(protocol.METHOD_CHAT, biz, model, auth, deadline=deadline) if auth
+                          else gateway.acall(protocol.METHOD_CHAT, biz, model, deadline=deadline))
+            if slot is not None:
+                await _settle_actions(gateway, slot, node, model)
+            return node, False
 
     # -------------------------------------------------------------------------------------- chat
     @timed  # the upstream exchanges' time, for LiteLLM's overhead (transport/timing.py)
@@ -209,11 +229,10 @@ class AlipayLLM(CustomLLM):
         gateway, biz, auth, held = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                               logging_obj, stream=False)
         deadline = gateway.deadline_for(_seconds(timeout))
-        with _holding(held, model):
-            node = (gateway.call_as_user(protocol.METHOD_CHAT, biz, model, auth, deadline=deadline) if auth
-                    else gateway.call(protocol.METHOD_CHAT, biz, model, deadline=deadline))
+        node, replayed = SYNC.run(self._aexchange(gateway, biz, auth, held, model, deadline))
         response = transforms.chat_model_response(node, model_response, model)
-        cost = gateway.chat_cost(node.get("usage") or {}, node.get("actions"))  # billed, whatever the check says
+        # billed, whatever the structure check says; a replay costs nothing
+        cost = REPLAY_COST if replayed else gateway.chat_cost(node.get("usage") or {}, node.get("actions"))
         transforms.check_structured(model, biz, response.choices[0].message.content if response.choices else None)
         return _with_cost(response, cost)
 
@@ -230,11 +249,10 @@ class AlipayLLM(CustomLLM):
         gateway, biz, auth, held = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                               logging_obj, stream=False)
         deadline = gateway.deadline_for(_seconds(timeout))
-        async with _aholding(held, model):
-            node = await (gateway.acall_as_user(protocol.METHOD_CHAT, biz, model, auth, deadline=deadline) if auth
-                          else gateway.acall(protocol.METHOD_CHAT, biz, model, deadline=deadline))
+        node, replayed = await self._aexchange(gateway, biz, auth, held, model, deadline)
         response = transforms.chat_model_response(node, model_response, model)
-        cost = await gateway.achat_cost(node.get("usage") or {}, node.get("actions"))  # billed, whatever the check says
+        # billed, whatever the structure check says; a replay costs nothing
+        cost = REPLAY_COST if replayed else await gateway.achat_cost(node.get("usage") or {}, node.get("actions"))
         transforms.check_structured(model, biz, response.choices[0].message.content if response.choices else None)
         return _with_cost(response, cost)
 
@@ -250,17 +268,7 @@ class AlipayLLM(CustomLLM):
             return
         gateway, biz, auth, held = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                               logging_obj, stream=True)
-        transformer, tally = transforms.StreamTransformer(), _StreamTally()
-        deadline = gateway.deadline_for(_seconds(timeout), stream=True)
-        with _holding(held, model):
-            token = gateway.stream_token(auth, model, deadline)
-            for chunk in gateway.stream(biz, model, deadline=deadline, auth_token=token):
-                yield from tally.release(transformer.chunks(chunk), chunk)
-        usage, actions = tally.priced()
-        cost = gateway.chat_cost(usage, actions)
-        _record_stream(logging_obj, transformer.final_fields, cost)
-        transforms.check_structured(model, biz, "".join(transformer.text) if transformer.text else None)
-        yield from tally.finish(cost)
+        yield from SYNC.iterate(self._agateway_stream(gateway, biz, auth, held, model, timeout, logging_obj))
 
     @timed
     async def astreaming(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
@@ -276,14 +284,31 @@ class AlipayLLM(CustomLLM):
             return
         gateway, biz, auth, held = self._chat(model, messages, optional_params, litellm_params, api_base, api_key,
                                               logging_obj, stream=True)
+        async for out in self._agateway_stream(gateway, biz, auth, held, model, timeout, logging_obj):
+            yield out
+
+    @staticmethod
+    async def _agateway_stream(gateway: Gateway, biz: dict, auth: UserAuth | None, held: ActionClaim | None,
+                               model: str, timeout: Any, logging_obj: Any) -> AsyncIterator[GenericStreamingChunk]:
+        """A gateway stream, under the request's claim when it bears actions: recorded before its last chunk
+        is released, replayed (as one text chunk and the finishing chunk, nothing sent) on a retry."""
         transformer, tally = transforms.StreamTransformer(), _StreamTally()
         deadline = gateway.deadline_for(_seconds(timeout), stream=True)
-        async with _aholding(held, model):
+        async with _aholding(held, model) as slot:
+            if slot is not None and slot.replay is not None:
+                for out in _replay_chunks(slot.replay):
+                    yield out
+                _record_stream(logging_obj, transforms.alipay_fields(slot.replay), REPLAY_COST)
+                for out in tally.finish(REPLAY_COST):
+                    yield out
+                return
             token = await gateway.astream_token(auth, model, deadline)
             async for chunk in gateway.astream(biz, model, deadline=deadline, auth_token=token):
                 for out in tally.release(transformer.chunks(chunk), chunk):
                     yield out
-        usage, actions = tally.priced()
+            usage, actions = tally.priced()
+            if slot is not None:
+                await _settle_actions(gateway, slot, _streamed_node(transformer, usage, actions), model)
         cost = await gateway.achat_cost(usage, actions)
         _record_stream(logging_obj, transformer.final_fields, cost)
         transforms.check_structured(model, biz, "".join(transformer.text) if transformer.text else None)
@@ -332,6 +357,38 @@ class AlipayLLM(CustomLLM):
         return _with_cost(response, await gateway.aembedding_cost([n.get("usage") or {} for n in nodes]))
 
 
+async def _settle_actions(gateway: Gateway, slot: Slot, node: dict[str, Any], model: str) -> None:
+    """Before the answer returns: its actions checked against the deployment's limits (alert + audit on a
+    breach), the answer recorded for every later attempt, the day caps' holds settled to what moved."""
+    actions = node.get("actions") or []
+    problems = gateway_actions.check(gateway.settings, actions, model=model, trace_id=node.get("trace_id"))
+    await slot.record(node, gateway_actions.executed_cents(actions))
+    gateway_actions.audit(gateway.settings, actions, model=model, trace_id=node.get("trace_id"), problems=problems)
+
+
+def _streamed_node(transformer: Any, usage: dict[str, Any], actions: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a finished stream said, as the node a replay answers with."""
+    fields = transformer.final_fields or {}
+    return {"trace_id": fields.get("trace_id"), "actions": actions, "usage": usage,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "".join(transformer.text)}}]}
+
+
+def _replay_chunks(node: dict[str, Any]) -> list[GenericStreamingChunk]:
+    """A recorded answer as a stream: its text, then the finishing chunk with its (replayed) actions."""
+    choice = (node.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    out = []
+    if message.get("content"):
+        out.append(GenericStreamingChunk(text=message["content"], tool_use=None, is_finished=False,
+                                         finish_reason="", usage=None, index=0))
+    final = GenericStreamingChunk(text="", tool_use=None, is_finished=True,
+                                  finish_reason=choice.get("finish_reason") or "stop", usage=None, index=0)
+    final["provider_specific_fields"] = transforms.alipay_fields(node)  # type: ignore[typeddict-unknown-key]
+    out.append(final)
+    return out
+
+
 def _action_plan(request: dict, client: trust.ClientRequest | None, litellm_params: dict | None,
                  logging_obj: Any) -> action_loop.ActionPlan | None:
     """For a backend that cannot act itself: the request's effective actions and idempotency key, by the
@@ -346,7 +403,7 @@ def _action_plan(request: dict, client: trust.ClientRequest | None, litellm_para
     key = trust.action_key(client, litellm_params, request.get("out_request_no"), trace, request.get("user"))
     app_id = action_loop.toolkit_for(names).settings.app_id
     return action_loop.ActionPlan(names, key.out_request_no(app_id), request.get("user"), trace, key.claim_key,
-                                  app_id)
+                                  app_id, trust.caller_scope(litellm_params, request.get("user")))
 
 
 def _trace_id(litellm_params: dict | None, logging_obj: Any) -> str | None:

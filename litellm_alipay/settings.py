@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -73,6 +74,11 @@ ENV = {
     "residency_consent_key": "ALIPAY_RESIDENCY_CONSENT_KEY",
     "redis_password": "ALIPAY_REDIS_PASSWORD",
     "log_payloads": "ALIPAY_LOG_PAYLOADS",
+    # payment actions the gateway executes (B5): limits sent with each request, caps from the money ledger
+    "max_action_amount": "ALIPAY_MAX_ACTION_AMOUNT",
+    "max_total_amount": "ALIPAY_MAX_TOTAL_AMOUNT",
+    "action_cap_per_day": "ALIPAY_ACTION_CAP_PER_DAY",
+    "action_cap_per_key_per_day": "ALIPAY_ACTION_CAP_PER_KEY_PER_DAY",
 }
 #: Process-wide settings (not per deployment): the cost ledger's file (``ledger.py``) and the shadow
 #: traffic's mirrored and mirroring model groups (``shadow.py``).
@@ -235,6 +241,11 @@ class AlipaySettings:
     residency_metadata_key: str = DEFAULT_METADATA_KEY
     residency_consent_key: str = DEFAULT_CONSENT_KEY
     log_payloads: bool = False
+    #: B5 limits and daily caps of gateway-executed actions, in cents (None: not set)
+    max_action_amount: int | None = None
+    max_total_amount: int | None = None
+    action_cap_per_day: int | None = None
+    action_cap_per_key_per_day: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -379,7 +390,32 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
         residency_consent_key=metadata_key("residency_consent_key", raw["residency_consent_key"],
                                            DEFAULT_CONSENT_KEY),
         log_payloads=parse_bool("log_payloads", raw["log_payloads"] or False),
+        **_action_limits(raw),
     )
+
+
+def parse_cents(name: str, value: Any) -> int | None:
+    """A yuan amount setting (``"12.50"``, at most 2 decimals, above 0) as integer cents; None when unset."""
+    if value in (None, ""):
+        return None
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ConfigurationError(name, f"must be an amount in yuan such as 100.00, got {value!r}") from None
+    if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+        raise ConfigurationError(name, f"must be an amount in yuan above 0 with at most 2 decimals, got {value!r}")
+    return int(amount * 100)
+
+
+def _action_limits(raw: Mapping[str, Any]) -> dict[str, int | None]:
+    """The B5 limits and daily caps; a daily cap needs ``max_total_amount`` (what each request books)."""
+    names = ("max_action_amount", "max_total_amount", "action_cap_per_day", "action_cap_per_key_per_day")
+    out = {name: parse_cents(name, raw[name]) for name in names}
+    if (out["action_cap_per_day"] or out["action_cap_per_key_per_day"]) and out["max_total_amount"] is None:
+        raise ConfigurationError("max_total_amount", "is required with action_cap_per_day or "
+                                 "action_cap_per_key_per_day: it is what each action-bearing request books against "
+                                 "the day's cap before it is sent (and what the gateway may execute at most)")
+    return out
 
 
 def _ssl_verify(value: Any) -> bool | str | None:

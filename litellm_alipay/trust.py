@@ -14,7 +14,9 @@ Rules, in one place:
   ``alipay_allowed_actions``, which the proxy hook fills from a body ``allowed_actions``);
 * the idempotency key of an action-bearing request comes from the client's ``Idempotency-Key`` header,
   ``metadata.idempotency_key``, an explicit ``out_request_no``, else the Router's trace id — through a
-  proxy one of the first three is required (a proxy request has no identity across client retries);
+  proxy one of the first three is required (a proxy request has no identity across client retries); it is
+  always combined with the caller's scope (proxy key, tenant) before it becomes a request number, so an
+  explicit ``out_request_no`` is a key like the others, never sent as it is;
 * per-call secrets (user credentials) are scrubbed from what LiteLLM hands its callbacks.
 
 Pure apart from reading the dicts it is given; the in-doubt ledger is in ``action_ledger.py``.
@@ -54,6 +56,8 @@ KEY_USER_METADATA = "alipay_user_id"
 
 class IdempotencyKeyRequired(ConfigurationError):
     """An action-bearing proxy request without a key that survives the client's own retries."""
+
+    kind = "header"
 
     def __init__(self) -> None:
         super().__init__(
@@ -319,7 +323,9 @@ class ActionKey:
     explicit: str | None
 
     def out_request_no(self, app_id: str) -> str:
-        return str(self.explicit) if self.source == "out_request_no" else derive_out_request_no(app_id, self.scoped)
+        """Always derived from the caller-scoped key — a client's explicit ``out_request_no`` too is only a
+        key: two tenants choosing the same number never share (or pre-empt) an action."""
+        return derive_out_request_no(app_id, self.claim_key)
 
     @property
     def claim_key(self) -> str:

@@ -52,6 +52,7 @@ class ActionPlan:
     trace_id: str | None = None
     claim_key: str = field(default="", repr=False)  # the caller-scoped seed, as the gateway's claim names it
     app_id: str = ""  # the payments app the key is claimed for
+    scope: str = field(default="-|-", repr=False)  # who owns the key: the proxy key's hash and the tenant
 
 
 def action_names(allowed: list[str]) -> tuple[str, ...]:
@@ -149,7 +150,7 @@ def _action(name: str, args: Mapping[str, Any], outcome: Any) -> dict[str, Any]:
             entry.update(mandate_id=content.get("mandate_id"), order_str=content["order_str"])
     elif content.get("result") == "succeeded":
         entry["status"] = "SUCCESS"
-        if content.get("reconciled") or content.get("fund_change") == "N":
+        if content.get("replayed") or content.get("reconciled") or content.get("fund_change") == "N":
             entry["replayed"] = True  # money moved in an earlier attempt of this request, not now
     else:
         entry["status"] = "FAILED"
@@ -162,18 +163,35 @@ class ActionLoop:
 
     async def _arun(self, backend: Any, request: dict[str, Any], *, model: str, messages: list,
                     drop_params: bool, timeout: float | None) -> tuple[dict[str, Any], _Run, Any]:
-        """The loop, holding the request's claim on its key (another request under the same key is
-        refused; the claim is given back when nothing was sent)."""
+        """The loop under the request's record in the money ledger: a request under a key whose answer
+        is recorded is answered from it (each action ``replayed``, nothing sent, no model asked); one whose
+        earlier attempt claimed actions but never answered (a crash, a lost answer) is answered from those
+        actions, reconciled; another request under the same key is refused. Only a request with nothing
+        recorded runs the loop, and its answer is recorded before it returns."""
         from .. import trust
-        from ..action_ledger import ActionClaim, Claim, redis_for
+        from ..action_ledger import ActionClaim, Claim, replayed_node
         from ..action_ledger import aholding as _aholding
+        from ..catalogue import ant_ling_spec
 
         plan: ActionPlan = request[PLAN]
         fingerprint = trust.fingerprint({"messages": messages, "allowed_actions": plan.actions})
-        held = ActionClaim(plan.claim_key, Claim(plan.app_id, plan.idempotency_key, fingerprint), redis_for(None))
-        async with _aholding(held, model):
-            return await self._aloop(backend, request, model=model, messages=messages, drop_params=drop_params,
-                                     timeout=timeout)
+        held = ActionClaim(plan.claim_key, Claim(plan.app_id, plan.idempotency_key, fingerprint))
+        async with _aholding(held, model) as slot:
+            assert slot is not None
+            replay = slot.replay
+            if replay is None and not slot.created:
+                recorded = await toolkit_for(plan.actions).arecorded(plan.idempotency_key, plan.scope)
+                if recorded:
+                    answer = _unfinished_answer(recorded)
+                    await slot.record(answer)
+                    replay = replayed_node(answer)
+            if replay is not None:
+                request.pop(PLAN, None)
+                return replay, _Run(list(messages), actions=list(replay.get("actions") or [])), ant_ling_spec(model)
+            answer, run, spec = await self._aloop(backend, request, model=model, messages=messages,
+                                                  drop_params=drop_params, timeout=timeout)
+            await slot.record(_recordable(answer, run))
+            return answer, run, spec
 
     async def _aloop(self, backend: Any, request: dict[str, Any], *, model: str, messages: list,
                      drop_params: bool, timeout: float | None) -> tuple[dict[str, Any], _Run, Any]:
@@ -224,7 +242,8 @@ class ActionLoop:
             for call in calls:
                 left = deadline - time.monotonic()
                 outcome = await _within(tools.aexecute(call, idempotency_key=plan.idempotency_key, tenant=tenant,
-                                                       trace_id=plan.trace_id), left, seconds, model)
+                                                       trace_id=plan.trace_id, scope=plan.scope),
+                                        left, seconds, model)
                 run.messages.append(outcome.message)
                 if outcome.name not in READ_ONLY:
                     args = shapes_args(call)
@@ -309,6 +328,34 @@ async def _within(awaitable: Any, left: float, seconds: float, model: str) -> An
     except TimeoutError:
         raise local_error(ReadTimeoutError(f"the action loop did not finish within the call's timeout of "
                                            f"{seconds:g} s"), model=model, provider=PROVIDER) from None
+
+
+def _recordable(answer: dict[str, Any], run: _Run) -> dict[str, Any]:
+    """What the ledger keeps of a finished loop: the final choice, the actions, the loop's facts."""
+    choice = (answer.get("choices") or [{}])[0]
+    return {"id": answer.get("id"), "model": answer.get("model"), "choices": [choice], "actions": run.actions,
+            "action_loop": {"steps": run.steps, **({"stopped": run.stopped} if run.stopped else {})}}
+
+
+def _unfinished_answer(recorded: list[Any]) -> dict[str, Any]:
+    """The answer to a retry of a request whose earlier attempt executed actions but never answered:
+    what those actions did, reconciled with Alipay — the model is not asked again."""
+    actions, lines = [], []
+    for result in recorded:
+        content = result.to_dict()
+        args = {"out_trade_no": result.node.get("out_trade_no"), "refund_amount": result.node.get("refund_amount")}
+        actions.append(_action("refund", args, _Outcome(content)))
+        lines.append(f"refund {content.get('out_request_no')}: {content.get('result')}")
+    text = ("This request was already being executed by an earlier attempt, which did not finish answering; "
+            "its payment actions, checked with Alipay: " + "; ".join(lines) + ". Nothing was executed again.")
+    return {"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+            "actions": actions, "action_loop": {"steps": 0, "stopped": "unfinished_earlier_attempt"}}
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    content: dict[str, Any]
+    proposal: Any = None
 
 
 def shapes_args(call: Mapping[str, Any]) -> dict[str, Any]:

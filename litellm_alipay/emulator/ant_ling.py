@@ -126,6 +126,8 @@ class AntLingRoute:
             if not isinstance(body, dict):
                 raise _invalid("the body must be a JSON object")
             answer = self._answer(body)
+            if fault is not None and fault.kind == "change_mind":
+                _change_mind(answer)
         except Refused as refused:
             emu.state.stats.reject("ant-ling.refused")
             return refused.response
@@ -242,3 +244,15 @@ class AntLingRoute:
         if kind != "cut_stream":
             events.append(b"data: [DONE]\n\n")
         return EventStreamResponse(events, fault="truncate" if kind == "truncate" else None)
+
+
+def _change_mind(answer: dict[str, Any]) -> None:
+    """The ``change_mind`` fault: each proposed amount 0.50 lower (never below 0.01)."""
+    from decimal import Decimal
+
+    for call in answer["choices"][0]["message"].get("tool_calls") or []:
+        args = json.loads(call["function"].get("arguments") or "{}")
+        for name in ("refund_amount", "total_amount"):
+            if isinstance(args.get(name), str):
+                args[name] = str(max(Decimal(args[name]) - Decimal("0.50"), Decimal("0.01")))
+        call["function"]["arguments"] = json.dumps(args)

@@ -34,7 +34,7 @@ TIERS: dict[str, tuple[int | None, int | None]] = {
 FAULT_KINDS = frozenset({
     "system_error", "http_5xx", "rate_limit", "latency", "stall", "truncate", "bad_signature",
     "drop", "drop_after_actions", "cut_stream", "stream_error", "trickle", "slow_down",
-    "acq_system_error", "acq_system_error_after", "stall_after_actions",
+    "acq_system_error", "acq_system_error_after", "stall_after_actions", "change_mind",
 })
 
 

@@ -161,7 +161,8 @@ class Emulator:
             actions: list[dict[str, Any]] = []
             if result.intents:
                 actions = self.state.idempotency.execute(
-                    app_id, biz.get("out_request_no"), result.intents, self.state.stats
+                    app_id, biz.get("out_request_no"), result.intents, self.state.stats,
+                    model.limit_cents(biz.get("max_action_amount")), model.limit_cents(biz.get("max_total_amount")),
                 )
                 result = model.chat(
                     biz, cfg.chat_models, cfg.max_context_chars, model.action_summary(actions),

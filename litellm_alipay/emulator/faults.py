@@ -25,6 +25,8 @@ Kinds (``FaultRule.kind``):
   0.2) — bytes keep arriving, the answer never does — until the client leaves (at most 120 s).
 - ``slow_down``: Ant Ling's 503 "Slow Down" (only the ``ant-ling.chat`` route answers it specially;
   the gateway treats it as no fault).
+- ``change_mind``: Ant Ling's model proposes a payment tool call with 0.50 less in its amount than the
+  conversation asked for (a model with temperature > 0 that changes its mind on a retry).
 """
 
 from __future__ import annotations

@@ -27,7 +27,9 @@ function whose name occurs in the last user text, else (``tool_choice == "requir
 tool. Arguments: every ``key=value`` pair in the last user text (value = a run of non-space
 characters) whose key is a property of the function's ``parameters``; values are cast for
 ``integer``/``number``/``boolean`` properties. Call id: ``"call_" + sha1(name + arguments)[:20]``.
-Content is ``null`` and finish_reason ``tool_calls``.
+Content is ``null`` and finish_reason ``tool_calls``. A last user text of several ``;``-separated
+clauses that each name the tool makes one call per clause, in order (a model that splits one request
+into several calls).
 
 JSON Schema answers (``schema_instance``): an object has every property of ``properties`` (required or
 not); a property's value is the ``key=value`` pair of the last user text with its name, cast as for
@@ -199,7 +201,18 @@ def validate_chat(biz: Any) -> tuple[str, list[Mapping[str, Any]]]:
     out_request_no = biz.get("out_request_no")
     if out_request_no is not None and (not isinstance(out_request_no, str) or len(out_request_no) > 64):
         raise InvalidRequest("out_request_no must be a string of at most 64 characters")
+    for name in ("max_action_amount", "max_total_amount"):
+        if biz.get(name) is not None and limit_cents(biz.get(name)) is None:
+            raise InvalidRequest(f"{name} must be an amount string with at most 2 decimals, above 0")
     return model, messages
+
+
+def limit_cents(value: Any) -> int | None:
+    """A B5 limit (``"12.50"``) in cents, or None when malformed."""
+    if not isinstance(value, str) or not re.fullmatch(r"\d{1,9}(\.\d{1,2})?", value):
+        return None
+    cents = int(Decimal(value) * 100)
+    return cents if cents > 0 else None
 
 
 def _media_ack(parts: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -381,11 +394,12 @@ def chat(
     intents = action_intents(user_text, [str(a) for a in biz.get("allowed_actions") or []])
     tool = _pick_tool(biz, user_text) if last.get("role") == "user" else None
     if tool is not None:
-        call = _tool_call(tool, user_text)
-        out = call["function"]["arguments"]
+        clauses = [part for part in user_text.split(";") if tool["name"] in part]
+        calls = [_tool_call(tool, part) for part in clauses] if len(clauses) > 1 else [_tool_call(tool, user_text)]
+        out = "".join(call["function"]["arguments"] for call in calls)
         return ChatResult(
-            None, [call], "tool_calls",
-            _usage(prompt_tokens, count_tokens(call["function"]["name"] + out), input_chars, len(out)),
+            None, calls, "tool_calls",
+            _usage(prompt_tokens, count_tokens(tool["name"] * len(calls) + out), input_chars, len(out)),
             intents,
         )
     if last.get("role") == "tool":

@@ -11,6 +11,7 @@ import secrets
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from .config import QuotaConfig
@@ -34,6 +35,7 @@ class Stats:
         self.rejections: dict[str, int] = defaultdict(int)
         self.actions_executed: dict[str, int] = defaultdict(int)
         self.action_repeats = 0
+        self.actions_refused_by_limit = 0
         self.faults: dict[str, int] = defaultdict(int)
         self.openai_requests: dict[str, int] = defaultdict(int)
         self.openai_body_keys: set[str] = set()  # what a non-Alipay model was sent (fallback hygiene)
@@ -68,6 +70,7 @@ class Stats:
             "rejections": dict(self.rejections),
             "actions_executed": dict(self.actions_executed),
             "action_repeats": self.action_repeats,
+            "actions_refused_by_limit": self.actions_refused_by_limit,
             "faults_injected": dict(self.faults),
             "openai_requests": dict(self.openai_requests),
             "openai_body_keys": sorted(self.openai_body_keys),
@@ -85,9 +88,11 @@ class IdempotencyStore:
         self._done.clear()
 
     def execute(
-        self, app_id: str, out_request_no: str | None, intents: list[ActionIntent], stats: Stats
+        self, app_id: str, out_request_no: str | None, intents: list[ActionIntent], stats: Stats,
+        max_action: int | None = None, max_total: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Run the intents once; a repeat of the same key returns the stored first result."""
+        """Run the intents once; a repeat of the same key returns the stored first result. B5 limits (cents):
+        no action above ``max_action``; none once the executed total would pass ``max_total``."""
         if not intents:
             return []
         key = (app_id, out_request_no) if out_request_no else None
@@ -96,14 +101,21 @@ class IdempotencyStore:
             return self._done[key]
         ref = out_request_no or secrets.token_hex(8)
         results = []
+        executed = 0
         for intent in intents:
-            if intent.fail_code:
+            cents = int(Decimal(intent.amount) * 100)
+            over = (max_action is not None and cents > max_action) or \
+                (max_total is not None and executed + cents > max_total)
+            fail_code = "AI.ACTION_LIMIT_EXCEEDED" if over else intent.fail_code
+            if fail_code:
+                stats.actions_refused_by_limit += 1 if over else 0
                 results.append({
                     "action": intent.action, "status": "FAILED", "out_request_no": ref,
                     "trade_no": None, "amount": intent.amount, "currency": "CNY", "fee": "0.00",
-                    "error_code": intent.fail_code,
+                    "error_code": fail_code,
                 })
                 continue
+            executed += cents
             self._trade_seq += 1
             stats.actions_executed[intent.action] += 1
             results.append({

@@ -166,6 +166,20 @@ class Ledger:
 
         return await self._run(work)
 
+    async def request(self, request_id: str) -> RequestRecord | None:
+        """The request's record as it stands (read only), or None."""
+        def work(tx: Tx) -> RequestRecord | None:
+            row = tx.run("SELECT app_id, fingerprint, response FROM alipay_requests WHERE id = ?",
+                         (request_id,)).fetchone()
+            if row is None:
+                return None
+            actions = tuple(_action(r) for r in tx.run(
+                f"SELECT {_ACTION_COLUMNS} FROM alipay_actions WHERE request_id = ? ORDER BY created, action, trade",
+                (request_id,)).fetchall())
+            return RequestRecord(request_id, row[0], row[1], json.loads(row[2]) if row[2] else None, actions, False)
+
+        return await self._run(work)
+
     async def record_response(self, request_id: str, response: dict[str, Any]) -> None:
         """The answer every later request under the key is given (written before it returns)."""
         text = json.dumps(response, ensure_ascii=False, default=str)

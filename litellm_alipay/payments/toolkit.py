@@ -167,7 +167,7 @@ class PaymentToolkit:
         amount = wire.amount(args.get("refund_amount"), "refund_amount")
         cents = wire.cents(amount)
         ref = trade_ref(args.get("out_trade_no"), args.get("trade_no"))
-        trade = next(iter(ref.values()))
+        trade = trade_key(ref)
         rid = request_id(scope, key)
         request_no = refund_request_no(app, rid, trade)
         audit = {"out_request_no": request_no, "amount": amount, "tenant": tenant, "trace_id": trace_id}
@@ -197,6 +197,20 @@ class PaymentToolkit:
             return await self._replay(row, cents, args, ref, audit)
         result = await self._send_refund(args, ref, amount, request_no, audit)
         return await self._settle(row, result, args, audit)
+
+    async def arecorded(self, idempotency_key: str, scope: str) -> list[PaymentResult]:
+        """What the money ledger holds for a logical request: each action's recorded outcome, reconciled
+        first when an earlier attempt's answer was lost (a crash between send and answer). The action loop
+        answers a retry of an unfinished request with these instead of asking its model again."""
+        record = await self.store.ledger.request(request_id(scope, check_idempotency_key(idempotency_key)))
+        found = []
+        for row in record.actions if record else ():
+            ref = dict([row.trade.split("=", 1)])
+            args = {**ref, "refund_amount": wire.yuan(row.amount_cents or 0)}
+            audit = {"out_request_no": row.out_request_no, "amount": args["refund_amount"], "tenant": None,
+                     "trace_id": None}
+            found.append(await self._replay(row, row.amount_cents or 0, args, ref, audit))
+        return found
 
     async def _settle(self, row: ActionRow, result: PaymentResult, args: dict[str, Any],
                       audit: dict[str, Any]) -> PaymentResult:
@@ -309,6 +323,12 @@ class PaymentToolkit:
             fields["result"] = result
         self.audit.write(event, app=self.settings.app_id, tenant=tenant, action=action, method=ACTIONS[action],
                          args=args, out_trade_no=args.get("out_trade_no"), trace_id=trace_id, **fields)
+
+
+def trade_key(ref: Mapping[str, str]) -> str:
+    """How the ledger names a trade: the selector and its value (``out_trade_no=T1``), enough to query it."""
+    (name, value), = ref.items()
+    return f"{name}={value}"
 
 
 def _proposal_key(token: str) -> str:
