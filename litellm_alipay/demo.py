@@ -21,8 +21,12 @@ def _line(title: str, text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import tempfile
+
     from .emulator.process import EmulatorProcess
 
+    # a throwaway money ledger: the demo's records must neither land in nor be answered from the user's own
+    os.environ.setdefault("ALIPAY_LEDGER_URL", f"sqlite:///{tempfile.mkdtemp(prefix='alipay-demo-')}/ledger.db")
     print("starting the Alipay gateway emulator (loopback, throwaway keys) …")
     with EmulatorProcess() as emulator:
         os.environ.update(emulator.env())

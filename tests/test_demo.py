@@ -25,4 +25,9 @@ def test_demo_runs_every_step():
     assert "SUCCESS replayed=True (nothing sent again)" in out
     assert "refunds executed: 1" in out
     assert "outcome alipay.trade.refund 12.00 → succeeded (rf" in out
+    assert "¥50 / 3 payments / 7 days → PENDING_CONFIRMATION" in out
+    assert "purchase 1                 ¥20.00 → SUCCESS" in out
+    assert "purchase 2                 ¥25.00 → SUCCESS" in out
+    assert "purchase 3                 ¥10.00 → FAILED (mandate.remaining_amount: refused by us, nothing sent)" in out
+    assert "agent payments executed: 2 (¥45.00), pay requests received: 2" in out
     assert "-----BEGIN" not in out + done.stderr  # no key material printed
