@@ -225,20 +225,26 @@ class MandateBook:
 
     async def by_agreement(self, app_id: str, agreement_no: str | None = None,
                            external_agreement_no: str | None = None) -> list[Mandate]:
+        where, params = _either(("agreement_no", agreement_no), ("external_agreement_no", external_agreement_no))
+        if not params:
+            return []
+
         def work(tx: Tx) -> list[Mandate]:
-            rows = tx.run(f"SELECT {_COLUMNS} FROM alipay_mandates WHERE app_id = ? AND (agreement_no = ? OR "
-                          "external_agreement_no = ?)", (app_id, agreement_no or "\x00",
-                                                         external_agreement_no or "\x00")).fetchall()
+            rows = tx.run(f"SELECT {_COLUMNS} FROM alipay_mandates WHERE app_id = ? AND ({where})",
+                          (app_id, *params)).fetchall()
             return [_mandate(r) for r in rows]
 
         return await self.ledger.transact(work)
 
     async def by_delegation(self, app_id: str, delegation_id: str | None,
                             external_delegation_id: str | None) -> Mandate | None:
+        where, params = _either(("delegation_id", delegation_id), ("mandate_id", external_delegation_id))
+        if not params:
+            return None
+
         def work(tx: Tx) -> Mandate | None:
-            row = tx.run(f"SELECT {_COLUMNS} FROM alipay_mandates WHERE app_id = ? AND (delegation_id = ? OR "
-                         "mandate_id = ?)", (app_id, delegation_id or "\x00", external_delegation_id or "\x00")
-                         ).fetchone()
+            row = tx.run(f"SELECT {_COLUMNS} FROM alipay_mandates WHERE app_id = ? AND ({where})",
+                         (app_id, *params)).fetchone()
             return _mandate(row) if row else None
 
         return await self.ledger.transact(work)
@@ -307,6 +313,12 @@ class MandateBook:
             return found
 
         return await self.ledger.transact(work)
+
+
+def _either(*pairs: tuple[str, str | None]) -> tuple[str, list[str]]:
+    """``col = ? OR col = ?`` over the columns whose value is given (column names are ours, never input)."""
+    given = [(column, value) for column, value in pairs if value]
+    return " OR ".join(f"{column} = ?" for column, _ in given), [value for _, value in given]
 
 
 def _fetch(tx: Tx, mandate_id: str) -> Mandate | None:
