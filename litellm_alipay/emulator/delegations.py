@@ -10,7 +10,7 @@ can step past the validity window or a prepay's two hours.
 Rules (reference Part B; where it is silent, the choice is marked):
 
 * repeating ``external_agreement_no`` returns the existing agreement, ``external_delegation_id`` the
-  existing task — with other mandate values, a ``INVALID_PARAMETER`` refusal (choice);
+  existing task — with other mandate values, the approval is refused (HTTP 400 naming the field; choice);
 * prepay is idempotent per ``out_trade_no`` (same values: the same ``prepay_id``; others:
   ``CONTEXT_INCONSISTENT``; paid: ``TRADE_HAS_SUCCESS``); without ``payment_type=agent_pay`` and
   ``product_code=QUICK_MSECURITY_PAY`` it answers without a ``prepay_id``;

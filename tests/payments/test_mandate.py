@@ -81,6 +81,15 @@ async def test_a_used_up_count_is_refused_locally(settings, alipay_emulator) -> 
     assert refused.value.setting == "mandate.status" and _sent(alipay_emulator) == before
 
 
+async def test_a_mandate_the_user_has_not_approved_pays_nothing(settings, alipay_emulator) -> None:
+    kit = _kit(settings)
+    proposed = await kit.arun("propose_mandate", {"delegation_desc": "x", "max_total_amount": "5", "valid_days": 1},
+                              idempotency_key="not-approved-1")
+    with pytest.raises(PolicyError, match="SIGNING"):
+        await _pay(kit, proposed.extra["mandate_id"], "1.00", "too-early")
+    assert _sent(alipay_emulator)[:2] == (0, 0)
+
+
 async def test_an_expired_mandate_is_refused_locally(settings, alipay_emulator) -> None:
     kit = _kit(settings, refresh_seconds=3600)
     mandate_id = await _approved(kit, alipay_emulator)

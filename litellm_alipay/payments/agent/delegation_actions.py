@@ -216,8 +216,8 @@ class MandateDesk:
     async def _checked(self, ctx: _Pay) -> Mandate:
         """The mandate refreshed when stale or unknown, then checked (``PolicyError``: nothing sent)."""
         mandate, answer = await self._refresh(ctx.mandate)
-        if answer is not None and answer.result is not ResultClass.SUCCEEDED and stale(mandate, self.policy,
-                                                                                        self.clock()):
+        if answer is not None and answer.result is not ResultClass.SUCCEEDED and mandate.status != dw.SIGNING \
+                and stale(mandate, self.policy, self.clock()):  # SIGNING: refused below as not approved
             raise PolicyError("mandate.status", "the mandate's state cannot be confirmed with Alipay now "
                                                 f"({answer.sub_code or answer.explanation}); nothing was sent")
         check_payable(mandate, ctx.cents, self._policy(mandate), now=beijing_now(self.clock()),
