@@ -16,6 +16,7 @@ from litellm_alipay.ledger import IdempotencyKeyReusedError
 from litellm_alipay.payments import AuditLog, PaymentPolicy, PaymentToolkit, PaymentTools, ResultClass
 from litellm_alipay.payments.agent import delegation_wire as dw
 from litellm_alipay.payments.agent.delegation_notify import DelegationNotifications, delegation_notify_app
+from litellm_alipay.payments.notify import NotifyVerifier
 
 from .conftest import emulator_settings
 from .test_notify import Receiver
@@ -147,6 +148,35 @@ async def test_an_unsign_notification_stops_the_next_payment(settings, alipay_em
     notes = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert any(n["event"] == "notify" and n["action"] == dw.UNSIGN_NOTIFY and n["result"] == "applied"
                for n in notes)
+
+
+async def test_the_payment_result_notification_is_verified_and_applied_once(settings, alipay_emulator,
+                                                                             tmp_path) -> None:
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    results: list[str] = []
+    arrived = threading.Event()
+
+    class Watching(DelegationNotifications):
+        async def ahandle(self, params):
+            answer = await super().ahandle(params)
+            if params.get("notify_type") == "trade_status_sync":
+                results.append(answer)
+                arrived.set()
+            return answer
+
+    receiver = Receiver(delegation_notify_app(Watching.for_toolkit(
+        _kit(settings), trades=NotifyVerifier.for_toolkit(_kit(settings, audit)))))
+    try:
+        kit = _kit(settings, audit, notify_url=receiver.url)
+        mandate_id = await _approved(kit, alipay_emulator)
+        paid = await _pay(kit, mandate_id, "7.00", "notified-1")
+        assert arrived.wait(20), "the payment-result notification did not arrive"
+    finally:
+        receiver.stop()
+    assert results == ["success"]
+    notes = [r for r in map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines()) if r["event"] == "notify"]
+    assert [(n["result"], n["trade_no"], n["trade_status"], n["amount"]) for n in notes] == \
+        [("applied", paid.trade_no, "TRADE_SUCCESS", "7.00")]
 
 
 @pytest.mark.parametrize("fault", [{"kind": "drop_after_actions"}, {"kind": "acq_system_error_after"},
