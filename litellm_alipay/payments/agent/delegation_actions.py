@@ -46,7 +46,7 @@ class MandateResult(PaymentResult):
     """A mandate tool's outcome: the method's result plus what the caller needs (``extra``: the mandate,
     the apply string for the app, the order number)."""
 
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)  # order_str carries the app's sign
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
