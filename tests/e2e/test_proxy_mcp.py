@@ -66,7 +66,8 @@ async def test_a_real_mcp_client_lists_and_calls_the_payment_tools_through_the_p
                                                              "refund_amount": "8.00"})
         over_cap = await session.call_tool(PREFIX + "refund", {"out_trade_no": t["out_trade_no"],
                                                                "refund_amount": "150.00"})
-    assert set(tools) == {PREFIX + n for n in ("query_payment", "query_refund", "bill_download_url", "refund")}
+    assert set(tools) == {PREFIX + n for n in ("query_payment", "query_refund", "bill_download_url", "mandate_status",
+                                               "refund")}
     assert tools[PREFIX + "refund"].annotations.destructive_hint is True
     assert query.structured_content["trade_status"] == "TRADE_SUCCESS"
     assert query.structured_content["total_amount"] == "88.00"
