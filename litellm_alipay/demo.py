@@ -24,9 +24,10 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
 
     from .emulator.process import EmulatorProcess
+    from .ledger import LEDGER_ENV
 
-    # a throwaway money ledger: the demo's records must neither land in nor be answered from the user's own
-    os.environ.setdefault("ALIPAY_LEDGER_URL", f"sqlite:///{tempfile.mkdtemp(prefix='alipay-demo-')}/ledger.db")
+    # a throwaway emulator gets a throwaway money ledger: its keys must not replay another run's refunds
+    os.environ[LEDGER_ENV] = f"sqlite:///{tempfile.mkdtemp(prefix='alipay-demo-ledger-')}/ledger.db"
     print("starting the Alipay gateway emulator (loopback, throwaway keys) …")
     with EmulatorProcess() as emulator:
         os.environ.update(emulator.env())

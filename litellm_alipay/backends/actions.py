@@ -179,10 +179,13 @@ class ActionLoop:
         async with _aholding(held, model) as slot:
             assert slot is not None
             replay = slot.replay
-            if replay is None and not slot.created:
+            pending = replay is not None and any(a.get("status") == "PENDING_CONFIRMATION"
+                                                 for a in replay.get("actions") or [])
+            if (replay is None and not slot.created) or pending:
+                # an earlier attempt that never answered, or a proposal confirmed since: what the ledger holds
                 recorded = await toolkit_for(plan.actions).arecorded(plan.idempotency_key, plan.scope)
                 if recorded:
-                    answer = _unfinished_answer(recorded)
+                    answer = _answer_from_ledger(recorded, confirmed=pending)
                     await slot.record(answer)
                     replay = replayed_node(answer)
             if replay is not None:
@@ -337,19 +340,21 @@ def _recordable(answer: dict[str, Any], run: _Run) -> dict[str, Any]:
             "action_loop": {"steps": run.steps, **({"stopped": run.stopped} if run.stopped else {})}}
 
 
-def _unfinished_answer(recorded: list[Any]) -> dict[str, Any]:
-    """The answer to a retry of a request whose earlier attempt executed actions but never answered:
-    what those actions did, reconciled with Alipay — the model is not asked again."""
+def _answer_from_ledger(recorded: list[Any], *, confirmed: bool = False) -> dict[str, Any]:
+    """The answer to a retry of a request whose earlier attempt executed actions but never answered (or
+    whose proposal was confirmed since): what those actions did, reconciled with Alipay — the model is
+    not asked again."""
     actions, lines = [], []
-    for result in recorded:
+    for args, result in recorded:
         content = result.to_dict()
-        args = {"out_trade_no": result.node.get("out_trade_no"), "refund_amount": result.node.get("refund_amount")}
         actions.append(_action("refund", args, _Outcome(content)))
         lines.append(f"refund {content.get('out_request_no')}: {content.get('result')}")
-    text = ("This request was already being executed by an earlier attempt, which did not finish answering; "
-            "its payment actions, checked with Alipay: " + "; ".join(lines) + ". Nothing was executed again.")
+    why = ("This request's proposal was confirmed since it was answered" if confirmed else
+           "This request was already being executed by an earlier attempt, which did not finish answering")
+    text = f"{why}; its payment actions, checked with Alipay: " + "; ".join(lines) + ". Nothing was executed again."
+    stopped = "confirmed_since" if confirmed else "unfinished_earlier_attempt"
     return {"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-            "actions": actions, "action_loop": {"steps": 0, "stopped": "unfinished_earlier_attempt"}}
+            "actions": actions, "action_loop": {"steps": 0, "stopped": stopped}}
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from ..errors import AlipayError
 from ..ledger import Hold
 from ..settings import AlipaySettings
 
@@ -103,7 +104,16 @@ def audit(settings: AlipaySettings, actions: Iterable[Mapping[str, Any]] | None,
         return
     from ..payments.audit import AuditLog
 
-    trail = AuditLog(path)
+    try:
+        _write(AuditLog(path), settings, actions, model=model, trace_id=trace_id, problems=problems,
+               replayed=replayed)
+    except (OSError, AlipayError) as exc:  # the money is recorded in the ledger; the trail is not the call
+        log.error("ALERT audit trail %s not written for app %s (trace_id %s): %s", AUDIT_ENV, settings.app_id,
+                  trace_id, type(exc).__name__)
+
+
+def _write(trail: Any, settings: AlipaySettings, actions: Iterable[Mapping[str, Any]] | None, *, model: str,
+           trace_id: str | None, problems: list[str], replayed: bool) -> None:
     for action in actions or ():
         if isinstance(action, Mapping):
             trail.write("replay" if replayed else "outcome", app=settings.app_id, action=action.get("action"),

@@ -74,7 +74,7 @@ class Trade:
     def public(self) -> dict[str, Any]:
         return {"app_id": self.app_id, "out_trade_no": self.out_trade_no, "trade_no": self.trade_no,
                 "total_amount": wire.yuan(self.total), "trade_status": self.status,
-                "refund_fee": wire.yuan(self.refunded)}
+                "refund_fee": wire.yuan(self.refunded), "refunds": len(self.refunds)}
 
 
 @dataclass

@@ -106,6 +106,8 @@ class PaymentToolkit:
                                                 trace_id=trace_id, scope=scope)
             if action == "refund":
                 return await self._refund(args, idempotency_key, tenant, trace_id, scope, confirmed=False)
+            if action == "cancel_payment":  # refunds a paid trade in full: money, under the same rules
+                return await self._cancel(args, idempotency_key, tenant, trace_id, scope)
             result = await self._simple(action, args)
         except (PolicyError, ConfigurationError) as exc:
             self._audit("refused", action, args, tenant, trace_id, result="refused",
@@ -198,10 +200,44 @@ class PaymentToolkit:
         result = await self._send_refund(args, ref, amount, request_no, audit)
         return await self._settle(row, result, args, audit)
 
-    async def arecorded(self, idempotency_key: str, scope: str) -> list[PaymentResult]:
-        """What the money ledger holds for a logical request: each action's recorded outcome, reconciled
-        first when an earlier attempt's answer was lost (a crash between send and answer). The action loop
-        answers a retry of an unfinished request with these instead of asking its model again."""
+    async def _cancel(self, args: dict[str, Any], idempotency_key: str | None, tenant: str | None,
+                      trace_id: str, scope: str) -> PaymentResult:
+        """Cancel an order: closes it if unpaid, refunds it in full if paid — so, like a refund, claimed in
+        the ledger with its cap holds (the trade's total when paid) before it is sent, and a retry under the
+        key is answered from the record. Alipay cancels a trade at most once, so an unknown outcome is
+        settled by sending the cancel again."""
+        app = self.settings.app_id
+        key = check_idempotency_key(idempotency_key)
+        ref = trade_ref(args.get("out_trade_no"), args.get("trade_no"))
+        rid = request_id(scope, key)
+        ledger = self.store.ledger
+        row = await ledger.action(rid, "cancel_payment", trade_key(ref))
+        audit = {"tenant": tenant, "trace_id": trace_id}
+        if row is not None and row.state in FINAL and row.answer:
+            replayed = replace(PaymentResult.from_record(row.answer), replayed=True)
+            self._audit("replay", "cancel_payment", args, **audit, result=replayed)
+            return replayed
+        if row is None:
+            query = await self.methods.query(**ref)
+            if query.result is not ResultClass.SUCCEEDED:
+                return replace(query, method=wire.CANCEL, sent=False, explanation="Not sent: " + query.explanation)
+            paid = query.node.get("trade_status") == "TRADE_SUCCESS"
+            cents = wire.cents(query.node.get("total_amount")) if paid else 0
+            if cents:
+                self.policy.check_call_cap(cents)
+            holds = self.policy.holds(app, caller_of(scope), rid, cents) if cents else []
+            row, _ = await ledger.claim_action(rid, app, "cancel_payment", trade_key(ref), "", cents, holds)
+        self._audit("attempt", "cancel_payment", args, **audit, amount=wire.yuan(row.amount_cents or 0))
+        result = await self.methods.cancel(**ref)
+        await self._record(row, result)
+        self._audit("outcome", "cancel_payment", args, **audit, result=result)
+        return result
+
+    async def arecorded(self, idempotency_key: str, scope: str) -> list[tuple[dict[str, Any], PaymentResult]]:
+        """What the money ledger holds for a logical request: each action's arguments (trade, amount) and
+        recorded outcome, reconciled first when an earlier attempt's answer was lost (a crash between send
+        and answer). The action loop answers a retry of an unfinished request with these instead of asking
+        its model again."""
         record = await self.store.ledger.request(request_id(scope, check_idempotency_key(idempotency_key)))
         found = []
         for row in record.actions if record else ():
@@ -209,26 +245,30 @@ class PaymentToolkit:
             args = {**ref, "refund_amount": wire.yuan(row.amount_cents or 0)}
             audit = {"out_request_no": row.out_request_no, "amount": args["refund_amount"], "tenant": None,
                      "trace_id": None}
-            found.append(await self._replay(row, row.amount_cents or 0, args, ref, audit))
+            found.append((args, await self._replay(row, row.amount_cents or 0, args, ref, audit)))
         return found
 
     async def _settle(self, row: ActionRow, result: PaymentResult, args: dict[str, Any],
                       audit: dict[str, Any]) -> PaymentResult:
-        """Record the outcome before answering: holds kept for money that moved (or may have), given back
-        when it certainly did not; a refund that certainly did not happen frees the claim for a retry."""
+        """Record a refund's outcome before answering (``_record``) and the trade's refunded total."""
+        await self._record(row, result)
+        if result.result is ResultClass.SUCCEEDED and result.node.get("refund_fee"):
+            await self.book.record_refunded(self.settings.app_id, row.trade, wire.cents(result.node["refund_fee"]))
+        self._audit("outcome", "refund", args, **audit, result=result)
+        return result
+
+    async def _record(self, row: ActionRow, result: PaymentResult) -> None:
+        """An attempt's outcome in the ledger: holds kept for money that moved (or may have), given back when
+        it certainly did not; an attempt that certainly did nothing frees the claim for a retry."""
         ledger = self.store.ledger
         if result.result is ResultClass.SUCCEEDED:
             await ledger.settle_action(row, SUCCEEDED, result.result.value, result.to_record())
-            if result.node.get("refund_fee"):
-                await self.book.record_refunded(self.settings.app_id, row.trade, wire.cents(result.node["refund_fee"]))
         elif result.result is ResultClass.FAILED and result.outcome_known:
             await ledger.settle_action(row, FAILED, result.result.value, result.to_record(), keep_cents=0)
         elif not result.sent or (result.outcome_known and result.result is ResultClass.RETRY_SAME_ID):
             await ledger.release_action(row)  # nothing happened: a retry under the key sends the same number
         else:
             await ledger.settle_action(row, UNKNOWN, result.result.value, result.to_record())
-        self._audit("outcome", "refund", args, **audit, result=result)
-        return result
 
     async def _replay(self, row: ActionRow, cents: int, args: dict[str, Any], ref: dict[str, str],
                       audit: dict[str, Any]) -> PaymentResult:

@@ -1,4 +1,5 @@
 import pytest
+from pg_server import postgres_url  # noqa: F401  (re-exported fixture; tests/ is on sys.path)
 from redis_server import redis_url  # noqa: F401  (re-exported fixture; tests/ is on sys.path)
 
 from litellm_alipay import register

@@ -130,12 +130,12 @@ async def test_a_ledger_that_cannot_be_reached_refuses_money_calls_and_serves_ch
 
 
 # ------------------------------------------------------------------------------- through the proxy
-def _config(tmp, *, ledger_extra: dict | None = None):
+def _config(tmp, **ling_extra: object):
     deployments = [
         ("fin-actions", {"model": "alipay/ant-fin-chat", **KEY_APP, "allowed_actions": ["REFUND"],
                          "max_action_amount": "50.00", "max_total_amount": "80.00"}),
         ("ling-refunds", {"model": "alipay/Ling-2.6-flash", "api_key": "os.environ/ANT_LING_API_KEY",
-                          "api_base": "os.environ/ANT_LING_API_BASE", "allowed_actions": ["REFUND"]}),
+                          "api_base": "os.environ/ANT_LING_API_BASE", "allowed_actions": ["REFUND"], **ling_extra}),
     ]
     config = {
         "model_list": [{"model_name": name, "litellm_params": params} for name, params in deployments],

@@ -232,6 +232,18 @@ async def test_a_proposal_is_confirmed_once_by_any_worker(postgres_url, alipay_e
     assert _refunds(alipay_emulator) == (1, 1)
 
 
+async def test_a_cancel_of_a_paid_trade_counts_against_the_caps(settings, trade, alipay_emulator) -> None:
+    kit = _toolkit(settings, refund_cap_per_day="10")
+    paid = trade("9.00")
+    await kit.arun("cancel_payment", {"out_trade_no": paid["out_trade_no"]}, idempotency_key="cancel-key-1")
+    other = trade("9.00")
+    with pytest.raises(PolicyError) as capped:
+        await kit.arun("refund", {"out_trade_no": other["out_trade_no"], "refund_amount": "2"},
+                       idempotency_key="refund-key-2")
+    assert "refund_cap_per_day" in capped.value.setting
+    assert _refunds(alipay_emulator) == (1, 0)
+
+
 async def test_bad_input_names_the_field(settings, trade) -> None:
     kit = _toolkit(settings)
     t = trade("10.00")
@@ -253,8 +265,14 @@ async def test_close_cancel_precreate_and_bill(settings, trade, alipay_emulator)
     assert (await kit.arun("close_payment", {"out_trade_no": unpaid["out_trade_no"]})).result is ResultClass.SUCCEEDED
     refused = await kit.arun("close_payment", {"out_trade_no": paid["out_trade_no"]})
     assert (refused.result, refused.sub_code) == (ResultClass.FAILED, "ACQ.TRADE_STATUS_ERROR")
-    cancelled = await kit.arun("cancel_payment", {"trade_no": paid["trade_no"]})
-    assert cancelled.to_dict()["action"] == "refund"
+    with pytest.raises(ConfigurationError) as keyless:  # a cancel of a paid trade refunds it: a key is required
+        await kit.arun("cancel_payment", {"trade_no": paid["trade_no"]})
+    assert keyless.value.setting == "idempotency_key"
+    cancelled = await kit.arun("cancel_payment", {"trade_no": paid["trade_no"]}, idempotency_key=KEY)
+    assert cancelled.to_dict()["action"] == "refund" and not cancelled.replayed
+    again = await kit.arun("cancel_payment", {"trade_no": paid["trade_no"]}, idempotency_key=KEY)
+    assert again.replayed and again.to_dict()["action"] == "refund"
+    assert alipay_emulator.stats()["requests_by_method"]["alipay.trade.cancel"] == 1  # the retry: from the ledger
     qr = await kit.arun("create_payment", {"out_trade_no": "qr-kit-1", "total_amount": 3, "subject": "tea"})
     assert qr.to_dict()["qr_code"].startswith("https://qr.alipay.com/")
     bill = await kit.arun("bill_download_url", {"bill_date": (date.today() - timedelta(days=3)).isoformat()})
