@@ -347,8 +347,9 @@ def _answer_from_ledger(recorded: list[Any], *, confirmed: bool = False) -> dict
     actions, lines = [], []
     for args, result in recorded:
         content = result.to_dict()
-        actions.append(_action("refund", args, _Outcome(content)))
-        lines.append(f"refund {content.get('out_request_no')}: {content.get('result')}")
+        name = str(args.get("action") or "refund")  # the toolkit names actions other than a refund
+        actions.append(_action(name, args, _Outcome(content)))
+        lines.append(f"{name} {content.get('out_request_no')}: {content.get('result')}")
     why = ("This request's proposal was confirmed since it was answered" if confirmed else
            "This request was already being executed by an earlier attempt, which did not finish answering")
     text = f"{why}; its payment actions, checked with Alipay: " + "; ".join(lines) + ". Nothing was executed again."

@@ -241,6 +241,9 @@ class PaymentToolkit:
         record = await self.store.ledger.request(request_id(scope, check_idempotency_key(idempotency_key)))
         found = []
         for row in record.actions if record else ():
+            if row.action in MANDATE_ACTIONS:  # a payment under a Delegation Pay mandate
+                found.append(await self.mandates.arecorded(row))
+                continue
             ref = dict([row.trade.split("=", 1)])
             args = {**ref, "refund_amount": wire.yuan(row.amount_cents or 0)}
             audit = {"out_request_no": row.out_request_no, "amount": args["refund_amount"], "tenant": None,

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from litellm_alipay.errors import PolicyError
-from litellm_alipay.ledger import IdempotencyKeyReusedError
+from litellm_alipay.ledger import IdempotencyKeyReusedError, request_id
 from litellm_alipay.payments import AuditLog, PaymentPolicy, PaymentToolkit, PaymentTools, ResultClass
 from litellm_alipay.payments.agent import delegation_wire as dw
 from litellm_alipay.payments.agent.delegation_notify import DelegationNotifications, delegation_notify_app
@@ -255,3 +255,17 @@ async def test_the_tools_offer_status_by_default_and_refuse_in_structured_conten
         "mandate_id": proposed.content["mandate_id"], "total_amount": "60", "subject": "tickets"})}}
     refused = await tools.aexecute(over, idempotency_key="tool-pay-1")
     assert refused.content["result"] == "refused" and refused.content["setting"] == "mandate.remaining_amount"
+
+
+async def test_a_requests_recorded_payments_are_answered_from_the_ledger(settings, alipay_emulator) -> None:
+    kit = _kit(settings)
+    mandate_id = await _approved(kit, alipay_emulator)
+    paid = await _pay(kit, mandate_id, "4.00", "recorded-1")
+    [(args, result)] = await kit.arecorded("purchase-recorded-1", "-|-")
+    assert args["action"] == "pay_under_mandate" and args["total_amount"] == "4.00"
+    assert result.replayed and result.trade_no == paid.trade_no
+    rid = request_id("-|-", "purchase-never-sent")
+    await kit.store.ledger.claim_action(rid, settings.app_id, "pay_under_mandate", mandate_id, "AP" + "0" * 30, 300)
+    [(_, unfinished)] = await kit.arecorded("purchase-never-sent", "-|-")  # claimed, then the process died
+    assert unfinished.result is ResultClass.RETRY_SAME_ID and unfinished.outcome_known and not unfinished.sent
+    assert _sent(alipay_emulator)[1] == 1

@@ -321,6 +321,26 @@ class MandateDesk:
         ctx.mandate = await self._checked(ctx)
         return await self._settle(row, await self._send(ctx), ctx)
 
+    async def arecorded(self, row: ActionRow) -> tuple[dict[str, Any], MandateResult]:
+        """A recorded payment of a logical request (``PaymentToolkit.arecorded``): its outcome, reconciled by
+        the order query when the attempt never recorded one — never sent again (no model is asked)."""
+        cents = row.amount_cents or 0
+        args = {"action": PAY_ACTION, "mandate_id": row.trade, "out_trade_no": row.out_request_no,
+                "total_amount": wire.yuan(cents)}
+        if row.state in FINAL and row.answer:
+            return args, replace(MandateResult.from_record(row.answer), replayed=True)
+        mandate = await self.book.get(row.trade)
+        assert mandate is not None  # a claimed payment's mandate is never deleted
+        ctx = _Pay(mandate, row.out_request_no, wire.yuan(cents), cents, "", None, None, None, None)
+        done, undecided = await self._order_paid(ctx)
+        if done is not None:
+            return args, await self._settle(row, replace(done, replayed=True), ctx)
+        base = PaymentResult(dw.PAY, ResultClass.RETRY_SAME_ID, "The order query cannot tell now whether the earlier "
+                             "attempt paid; ask again with the same key." if undecided else "Not paid: the earlier "
+                             "attempt did not pay (the order query shows it).", {}, row.out_request_no, sent=False,
+                             outcome_known=not undecided)
+        return args, _result(base, out_trade_no=row.out_request_no)
+
     # ----------------------------------------------------------------------------------- helpers
     async def _mine(self, mandate_id: str, scope: str) -> Mandate:
         found = await self.book.get(str(mandate_id), owner_of(scope))
