@@ -4,7 +4,8 @@ Shows, against a gateway that signs and verifies like Alipay's: chat, streaming,
 an embedding, a fallback when the gateway fails, and a content-policy fallback on a compliance refusal;
 then Ant's own models through the same provider (the emulated Ant Ling endpoint): a Ring model's reasoning
 and a Ling model's tool call, priced per token; and a refund assistant on a Ling model, whose refund the
-provider executes inside the call once the demo confirms it.
+provider executes inside the call once the demo confirms it; and a shopping agent that pays within the
+user's Delegation Pay mandate.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ def _drive(emulator) -> int:
     import asyncio
 
     asyncio.run(_pay_per_call(emulator))
+    _shopping_agent(emulator)
 
     stats = emulator.stats()
     print(f"\nthe emulator saw {_total(stats)} signed requests; rejections: {stats.get('rejections', {})}")
@@ -239,6 +241,39 @@ async def _pay_per_call(emulator) -> None:
     _line("emulator", f"verified {trade['verified']}, fulfilment confirmed {trade['confirmed']}; "
                       f"the agent spent ¥{auth.spent}")
     ledger.engine.close()
+def _shopping_agent(emulator) -> None:
+    """Delegation Pay: the agent asks the user once for a mandate (¥50, 3 payments, 7 days), the stand-in
+    user approves it in the (emulated) Alipay app, the agent buys twice, and a third purchase over what
+    remains is refused by us before anything is sent."""
+    import litellm
+
+    agent = {"model": "alipay/Ling-2.6-flash", "api_base": emulator.ant_ling_base,
+             "api_key": emulator.ant_ling_api_key, "allowed_actions": ["propose_mandate", "pay_under_mandate"]}
+
+    def ask(text: str, key: str) -> dict:
+        reply = litellm.completion(messages=[{"role": "user", "content": text}],
+                                   **{**agent, "metadata": {"idempotency_key": key}})
+        [action] = reply.choices[0].message.provider_specific_fields["actions"]
+        return action
+
+    print("\nshopping agent (Delegation Pay: the user authorizes once, the agent pays within the mandate):")
+    asked = ask("propose_mandate delegation_desc=buy-G102-tickets max_total_amount=50 times_limit=3 valid_days=7",
+                "trip-0120-mandate")
+    _line("asks for a mandate", f"¥{asked['amount']} / 3 payments / 7 days → {asked['status']} "
+                                f"(order_str for the Alipay app, {len(asked['order_str'])} chars)")
+    approved = emulator.approve_delegation(asked["order_str"])  # the user approves in the Alipay app
+    _line("the user approves", f"agreement {approved['agreement_no']}, delegation {approved['delegation_id']}")
+    mandate = asked["mandate_id"]
+    for n, amount in ((1, "20.00"), (2, "25.00"), (3, "10.00")):
+        bought = ask(f"pay_under_mandate mandate_id={mandate} total_amount={amount} subject=G102-ticket-{n}",
+                     f"trip-0120-buy-{n}")
+        outcome = bought["status"] if bought["status"] == "SUCCESS" else \
+            f"{bought['status']} ({bought.get('error_code')}: refused by us, nothing sent)"
+        _line(f"purchase {n}", f"¥{amount} → {outcome}")
+    stats = emulator.stats()
+    _line("emulator", f"agent payments executed: {stats['delegations']['payments_executed']} "
+                      f"(¥{stats['delegations']['paid_amount']}), pay requests received: "
+                      f"{stats['requests_by_method'].get('alipay.trade.agent.delegation.pay', 0)}")
 
 
 def _total(stats: dict) -> int:

@@ -4,11 +4,19 @@ import os
 import subprocess
 import sys
 
+import pytest
 
-def test_demo_runs_every_step():
+
+@pytest.fixture(scope="module")
+def demo() -> subprocess.CompletedProcess:
+    """One run of ``litellm-alipay demo`` for every check of its output."""
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    done = subprocess.run([sys.executable, "-m", "litellm_alipay.cli", "demo"], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "litellm_alipay.cli", "demo"], capture_output=True, text=True,
                           env=env, timeout=180)
+
+
+def test_demo_runs_every_step(demo):
+    done = demo
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     assert "'You said: What is my balance? 我的余额是多少？'" in out
@@ -30,3 +38,13 @@ def test_demo_runs_every_step():
     assert "402 ALREADY_FULFILLED (served once)" in out
     assert "verified 1, fulfilment confirmed 1; the agent spent ¥0.01" in out
     assert "-----BEGIN" not in out + done.stderr  # no key material printed
+
+
+def test_demo_shopping_agent_buys_twice_and_a_third_purchase_is_refused_before_sending(demo):
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    out = demo.stdout
+    assert "¥50 / 3 payments / 7 days → PENDING_CONFIRMATION" in out
+    assert "purchase 1                 ¥20.00 → SUCCESS" in out
+    assert "purchase 2                 ¥25.00 → SUCCESS" in out
+    assert "purchase 3                 ¥10.00 → FAILED (mandate.remaining_amount: refused by us, nothing sent)" in out
+    assert "agent payments executed: 2 (¥45.00), pay requests received: 2" in out

@@ -139,12 +139,15 @@ class _Run:
 def _action(name: str, args: Mapping[str, Any], outcome: Any) -> dict[str, Any]:
     """One money-moving call in the gateway's ``actions`` shape (PROTOCOL B5)."""
     content = outcome.content
-    amount = args.get("refund_amount") or args.get("total_amount") or content.get("amount")
+    amount = args.get("refund_amount") or args.get("total_amount") or args.get("max_total_amount") \
+        or content.get("amount")
     entry: dict[str, Any] = {"action": name.upper(), "out_request_no": content.get("out_request_no"),
                              "trade_no": content.get("trade_no"), "out_trade_no": args.get("out_trade_no"),
                              "amount": str(amount) if amount is not None else None, "currency": "CNY"}
-    if outcome.proposal is not None:
+    if outcome.proposal is not None or content.get("order_str"):
         entry["status"] = "PENDING_CONFIRMATION"
+        if content.get("order_str"):  # a mandate the user approves in the Alipay app: the caller hands it over
+            entry.update(mandate_id=content.get("mandate_id"), order_str=content["order_str"])
     elif content.get("result") == "succeeded":
         entry["status"] = "SUCCESS"
         if content.get("replayed") or content.get("reconciled") or content.get("fund_change") == "N":
@@ -344,8 +347,9 @@ def _answer_from_ledger(recorded: list[Any], *, confirmed: bool = False) -> dict
     actions, lines = [], []
     for args, result in recorded:
         content = result.to_dict()
-        actions.append(_action("refund", args, _Outcome(content)))
-        lines.append(f"refund {content.get('out_request_no')}: {content.get('result')}")
+        name = str(args.get("action") or "refund")  # the toolkit names actions other than a refund
+        actions.append(_action(name, args, _Outcome(content)))
+        lines.append(f"{name} {content.get('out_request_no')}: {content.get('result')}")
     why = ("This request's proposal was confirmed since it was answered" if confirmed else
            "This request was already being executed by an earlier attempt, which did not finish answering")
     text = f"{why}; its payment actions, checked with Alipay: " + "; ".join(lines) + ". Nothing was executed again."

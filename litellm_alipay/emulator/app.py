@@ -15,6 +15,7 @@ Routes:
   ``trade_status``, ``notify_url``, ``app_id``, ``subject``, ``refund_error``) and
   ``POST /_admin/trades/pay`` (``{"out_trade_no": …}``: the buyer pays a waiting trade);
   ``POST /_admin/a402/pay`` (``{"payment_needed": …}``: the A2M buyer's stand-in, ``a2m.py``).
+  Delegation Pay's user side and ``/_admin/clock`` (``delegation_admin.py``).
 
 Admin requests that change state take ``Content-Type: application/json`` only (415 otherwise): a web
 page can send a cross-origin ``text/plain`` or form POST without asking, but not a JSON one, so a site
@@ -41,6 +42,7 @@ from . import a2m
 from .ant_ling import AntLingRoute
 from .config import EmulatorConfig, check_admin_exposure, parse_faults
 from .core import Emulator, dumps
+from .delegation_admin import delegation_routes
 from .gateway import Gateway
 from .openai_compat import OpenAICompat
 from .responses import TRANSPORT_KEY, RawResponse
@@ -113,6 +115,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
         snapshot["active_faults"] = [r.to_dict() for r in emu.faults.rules]
         snapshot["trades"] = emu.trades.stats.snapshot()
         snapshot["a2m_trades"] = emu.a2m.snapshot()
+        snapshot["delegations"] = emu.delegations.stats.snapshot()
         return _json(snapshot)
 
     async def reset(request: Request) -> RawResponse:
@@ -182,6 +185,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
         Route("/_admin/trades", guard(trades), methods=["GET", "POST"]),
         Route("/_admin/trades/pay", guard(trades), methods=["POST"]),
         Route("/_admin/a402/pay", guard(a402_pay), methods=["POST"]),
+        *delegation_routes(emu, guard),
     ]
     app = EmulatorApp(routes=routes)
     app.emulator = emu

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..payments import wire as payment_wire
+from ..payments.agent import delegation_wire
 from ..wire import protocol
 from ..wire.signing import rsa_sign
 from . import a2m, model
 from .config import EmulatorConfig
+from .delegations import DelegationBook
 from .faults import FaultInjector
 from .state import State
 from .trades import TradeBook
@@ -34,7 +36,7 @@ MSGS = {
     "40006": "Insufficient Permissions",
 }
 KNOWN_METHODS = frozenset({protocol.METHOD_CHAT, protocol.METHOD_EMBED, protocol.METHOD_OAUTH,
-                           *payment_wire.SERVER_METHODS, *a2m.METHODS})
+                           *payment_wire.SERVER_METHODS, *a2m.METHODS, *delegation_wire.SERVER_METHODS})
 
 
 def dumps(value: Any) -> str:
@@ -113,6 +115,8 @@ class Emulator:
         self.state = State(config.timestamp_tolerance_seconds)
         self.faults = FaultInjector(config.faults, config.seed)
         self.trades = TradeBook(self.key, lambda app_id: config.apps[app_id].sign_type, config.notify_delay_scale)
+        self.delegations = DelegationBook(self.trades, lambda app_id: getattr(config.apps.get(app_id), "public_key",
+                                                                                  None))
         self._seed_trades()
         self.a2m = a2m.A2MBook(config)
         self._trace = itertools.count(1)
@@ -125,6 +129,7 @@ class Emulator:
         self.state.reset()
         self.faults.clear()
         self.trades.reset()
+        self.delegations.reset()
         self._seed_trades()
         self.a2m.reset()
 

@@ -18,6 +18,7 @@ from starlette.requests import Request
 
 from ..errors import SignatureError
 from ..payments import wire as payment_wire
+from ..payments.agent import delegation_wire
 from ..wire import protocol
 from ..wire.signing import BEIJING, aes_decrypt, aes_encrypt, parse_beijing_timestamp, verify_params
 from . import a2m
@@ -177,7 +178,7 @@ class Gateway:
                 return early
 
         try:
-            if method in payment_wire.SERVER_METHODS:
+            if method in payment_wire.SERVER_METHODS or method in delegation_wire.SERVER_METHODS:
                 return await self._run_trade(method, app, biz, params, fault, request)
             if method in a2m.METHODS:  # A2M pay-per-use (emulator/a2m.py)
                 state.stats.successes += 1
@@ -203,7 +204,8 @@ class Gateway:
                          fault: FaultRule | None, request: Request) -> RawResponse:
         """A trade method, then the faults that strike after it executed: the answer replaced by
         ``ACQ.SYSTEM_ERROR``, or held past the client's timeout ("committed, answer lost")."""
-        node = self.emu.trades.run(method, app.app_id, biz, params)
+        book = self.emu.delegations if method in delegation_wire.SERVER_METHODS else self.emu.trades
+        node = book.run(method, app.app_id, biz, params)
         self.emu.state.stats.successes += 1
         kind = fault.kind if fault is not None else None
         if kind == "acq_system_error_after":

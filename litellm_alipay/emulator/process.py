@@ -175,6 +175,22 @@ class EmulatorProcess:
     def trades(self) -> list[dict[str, Any]]:
         return self._admin("GET", "trades")["trades"]
 
+    def approve_delegation(self, order_str: str, decision: str = "approve") -> dict[str, Any]:
+        """The user answers a signed apply string in the (emulated) Alipay app."""
+        return self._admin("POST", "delegations/approve", {"order_str": order_str, "decision": decision})
+
+    def terminate_agreement(self, agreement_no: str) -> dict[str, Any]:
+        """The user ends a delegation agreement in the Alipay app (``dut_user_unsign``)."""
+        return self._admin("POST", "delegations/terminate", {"agreement_no": agreement_no})
+
+    def set_delegation_gateway(self, url: str) -> None:
+        """The demo app's application gateway, where the delegation notifications go."""
+        self._admin("POST", "delegations/gateway", {"url": url})
+
+    def advance_clock(self, seconds: float = 0, days: float = 0) -> dict[str, Any]:
+        """Move the emulator's delegation clock forward (validity windows, prepay expiry)."""
+        return self._admin("POST", "clock", {"advance_seconds": seconds, "advance_days": days})
+
     def ant_ling_received(self) -> list[dict[str, Any]]:
         """The request bodies the emulated Ant Ling endpoint received since the last reset, oldest first."""
         return self._admin("GET", "ant-ling/received")["received"]

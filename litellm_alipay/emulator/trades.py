@@ -351,14 +351,20 @@ class TradeBook:
             params["gmt_refund"] = _now()
         if out_biz_no:
             params["out_biz_no"] = out_biz_no
-        delivery = Delivery(trade.notify_url, wire.sign_notify(params, self._key, self._sign_type_of(trade.app_id)))
+        self.send_notification(trade.notify_url, params, trade.app_id)
+
+    def send_notification(self, url: str, params: dict[str, str], app_id: str) -> Delivery:
+        """Sign ``params`` as Alipay signs notifications and POST them to ``url`` on Alipay's schedule
+        (also the delegation notifications to an app's application gateway)."""
+        delivery = Delivery(url, wire.sign_notify(params, self._key, self._sign_type_of(app_id)))
         self.deliveries.append(delivery)
         try:
             task = asyncio.get_running_loop().create_task(self._deliver(delivery))
         except RuntimeError:
-            return  # no loop (a unit test driving the book directly): the delivery stays queued
+            return delivery  # no loop (a unit test driving the book directly): the delivery stays queued
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return delivery
 
     async def _deliver(self, delivery: Delivery) -> None:
         import httpx

@@ -33,6 +33,14 @@ CREATE = (
     " goods_name TEXT NOT NULL, pay_before DOUBLE PRECISION NOT NULL, state TEXT NOT NULL, trade_no TEXT,"
     " claim TEXT, claimed DOUBLE PRECISION, created DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL)",
     "CREATE INDEX IF NOT EXISTS alipay_a2m_orders_trade ON alipay_a2m_orders (trade_no)",
+    # Delegation Pay's mandates (payments/agent/mandate.py)
+    "CREATE TABLE IF NOT EXISTS alipay_mandates ("
+    " mandate_id TEXT PRIMARY KEY, app_id TEXT NOT NULL, owner TEXT NOT NULL, request_id TEXT NOT NULL,"
+    " external_agreement_no TEXT NOT NULL, agreement_no TEXT, delegation_id TEXT, status TEXT NOT NULL,"
+    " max_total_cents BIGINT NOT NULL, times_limit BIGINT, remaining_cents BIGINT NOT NULL,"
+    " remaining_times BIGINT, validity_start TEXT NOT NULL, validity_end TEXT NOT NULL,"
+    " description TEXT NOT NULL, tag TEXT, constraints TEXT NOT NULL DEFAULT '{}', synced DOUBLE PRECISION,"
+    " created DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL)",
 )
 
 #: version reached -> statements that bring the previous version to it

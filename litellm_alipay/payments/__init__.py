@@ -5,7 +5,8 @@ Rooms: ``wire`` (method names, amounts, notification signing: pure, shared with 
 calls), ``policy`` (what may run, caps, confirmation), ``audit`` (the JSON-lines trail), ``toolkit``
 (the refund flow with reconciliation), ``store`` (state shared by workers, in process or Redis),
 ``notify`` (notification verifier and ASGI app), ``tools`` (OpenAI-format tool definitions and their
-executor), ``cli`` (``litellm-alipay audit`` / ``notify``).
+executor), ``cli`` (``litellm-alipay audit`` / ``notify``); ``agent/`` holds the agent products
+(Delegation Pay: ``delegation*``, ``mandate``).
 
 Names are imported lazily so the emulator can use ``wire`` without loading the client side.
 """

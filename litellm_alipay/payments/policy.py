@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,8 @@ from ..errors import ConfigurationError, PolicyError
 from ..ledger import Hold
 from ..wire.signing import BEIJING
 from . import wire
+from .agent.delegation_wire import MANDATE_ACTIONS
+from .agent.mandate import MandatePolicy
 from .store import SharedStore
 
 #: tool name -> the method behind it
@@ -25,8 +27,9 @@ ACTIONS: dict[str, str] = {
     "query_payment": wire.QUERY, "query_refund": wire.REFUND_QUERY, "bill_download_url": wire.BILL_URL,
     "refund": wire.REFUND, "close_payment": wire.CLOSE, "cancel_payment": wire.CANCEL,
     "create_payment": wire.PRECREATE,
+    **MANDATE_ACTIONS,  # Delegation Pay (payments/agent/): propose, status, pay under a mandate, cancel
 }
-READ_ONLY = frozenset({"query_payment", "query_refund", "bill_download_url"})
+READ_ONLY = frozenset({"query_payment", "query_refund", "bill_download_url", "mandate_status"})
 _BY_METHOD = {method: name for name, method in ACTIONS.items()}
 
 
@@ -59,12 +62,14 @@ class PaymentPolicy:
     refund_cap_per_key_per_day: int | None = None  # cents, per caller (proxy key) and Beijing day
     refund_cap_per_day: int | None = None  # cents, per app and Beijing day
     confirm: bool = False
+    #: Delegation Pay: the operator's mandate constraints and settings (``ALIPAY_MANDATE_*``)
+    mandate: MandatePolicy = MandatePolicy()
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> PaymentPolicy:
         """From ``enabled_actions`` (names or method names), the ``refund_cap_*`` caps (yuan) and
         ``confirm``; unknown keys are refused."""
-        known = {"enabled_actions", "confirm", *_CAPS}
+        known = {"enabled_actions", "confirm", "mandate", *_CAPS}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigurationError(f"payments.{unknown[0]}", f"is not a payment setting ({', '.join(sorted(known))})")
@@ -72,6 +77,7 @@ class PaymentPolicy:
             enabled_actions=enabled(data.get("enabled_actions") or ()),
             **{name: _cap(setting_name(name), data.get(name)) for name in _CAPS},
             confirm=bool(data.get("confirm", False)),
+            mandate=MandatePolicy.from_mapping(data.get("mandate") or {}),
         )
 
     @classmethod
@@ -84,7 +90,7 @@ class PaymentPolicy:
         data: dict[str, Any] = {name: env.get(var) for name, var in POLICY_ENV.items() if env.get(var)}
         if "confirm" in data:
             data["confirm"] = str(data["confirm"]).strip().lower() in ("1", "true", "yes", "on")
-        return cls.from_mapping(data)
+        return replace(cls.from_mapping(data), mandate=MandatePolicy.from_env(env))
 
     def check_enabled(self, action: str) -> None:
         if action not in self.enabled_actions:

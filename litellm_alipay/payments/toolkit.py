@@ -24,6 +24,7 @@ from ..ledger import FAILED, FINAL, SUCCEEDED, UNKNOWN, ActionRow, IdempotencyKe
 from ..settings import AlipaySettings
 from . import wire
 from ._sync import run_sync
+from .agent.delegation_actions import MANDATE_ACTIONS, MandateDesk
 from .audit import AuditLog
 from .classify import ResultClass
 from .idempotency import caller_of, check_idempotency_key, refund_request_no
@@ -79,6 +80,8 @@ class PaymentToolkit:
         #: money state in the durable ledger (ALIPAY_LEDGER_URL): claims, outcomes, totals, proposals
         self.store = SharedStore(ledger)
         self.book = RefundBook(self.store)
+        #: Delegation Pay's actions (propose, status, pay under a mandate, cancel) on the same parts
+        self.mandates = MandateDesk(self)
 
     # ------------------------------------------------------------------------------------ public
     async def arun(self, action: str, args: Mapping[str, Any], *, idempotency_key: str | None = None,
@@ -98,6 +101,9 @@ class PaymentToolkit:
         args = dict(args)
         try:
             self.policy.check_enabled(action)
+            if action in MANDATE_ACTIONS:  # Delegation Pay: its own flow, attempts and outcomes audited there
+                return await self.mandates.arun(action, args, idempotency_key=idempotency_key, tenant=tenant,
+                                                trace_id=trace_id, scope=scope)
             if action == "refund":
                 return await self._refund(args, idempotency_key, tenant, trace_id, scope, confirmed=False)
             if action == "cancel_payment":  # refunds a paid trade in full: money, under the same rules
@@ -235,7 +241,14 @@ class PaymentToolkit:
         record = await self.store.ledger.request(request_id(scope, check_idempotency_key(idempotency_key)))
         found = []
         for row in record.actions if record else ():
+            if row.action in MANDATE_ACTIONS:  # a payment under a Delegation Pay mandate
+                found.append(await self.mandates.arecorded(row))
+                continue
             ref = dict([row.trade.split("=", 1)])
+            if row.action == "cancel_payment":  # answered from its record, or cancelled again (at most once)
+                found.append(({**ref, "action": "cancel_payment"},
+                              await self._cancel(dict(ref), idempotency_key, None, "", scope)))
+                continue
             args = {**ref, "refund_amount": wire.yuan(row.amount_cents or 0)}
             audit = {"out_request_no": row.out_request_no, "amount": args["refund_amount"], "tenant": None,
                      "trace_id": None}

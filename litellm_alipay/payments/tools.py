@@ -46,6 +46,29 @@ SPECS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
                        {"out_trade_no": _TRADE["out_trade_no"], "total_amount": _AMOUNT,
                         "subject": {"type": "string", "maxLength": 256}},
                        ["out_trade_no", "total_amount", "subject"]),
+    # Delegation Pay (payments/agent/): the user authorizes once, the agent pays within the mandate
+    "propose_mandate": ("Ask the user for a payment mandate (a total in yuan, optionally a number of payments, "
+                        "valid for some days). Returns order_str for the user's Alipay app, where they approve it; "
+                        "nothing is paid. Use the mandate_id it returns afterwards.",
+                        {"delegation_desc": {"type": "string", "maxLength": 256,
+                                             "description": "What the user delegates, in their words."},
+                         "max_total_amount": _AMOUNT,
+                         "times_limit": {"type": "integer", "minimum": 1, "description": "At most this many payments."},
+                         "valid_days": {"type": "integer", "minimum": 1, "maximum": 365},
+                         "delegation_tag": {"type": "string", "maxLength": 64}},
+                        ["delegation_desc", "max_total_amount", "valid_days"]),
+    "mandate_status": ("Look up a mandate: its status (SIGNING, NORMAL, FINISHED, CANCELLED, EXPIRED, TERMINATE, "
+                       "INVALID), remaining amount and payments, validity.",
+                       {"mandate_id": {"type": "string"}}, ["mandate_id"]),
+    "pay_under_mandate": ("Pay for a purchase within an approved mandate (checked before anything is sent). Safe to "
+                          "retry: the same request from the user pays once.",
+                          {"mandate_id": {"type": "string"}, "total_amount": _AMOUNT,
+                           "subject": {"type": "string", "maxLength": 256, "description": "What is bought."},
+                           "goods_id": {"type": "string", "maxLength": 64},
+                           "seller_id": {"type": "string", "maxLength": 28, "description": "The payee's 2088 id."}},
+                          ["mandate_id", "total_amount", "subject"]),
+    "cancel_mandate": ("Cancel a mandate: no further payment can be made under it.",
+                       {"mandate_id": {"type": "string"}}, ["mandate_id"]),
 }
 
 

@@ -79,7 +79,7 @@ async def test_the_model_refunds_in_the_same_call(ling, alipay_emulator, trade, 
     assert [r["event"] for r in sent] == ["attempt", "outcome"]
     first = alipay_emulator.ant_ling_received()[-2]
     assert {tool["function"]["name"] for tool in first["tools"]} == {"query_payment", "query_refund",
-                                                                     "bill_download_url", "refund"}
+                                                                     "bill_download_url", "mandate_status", "refund"}
     assert "allowed_actions" not in first and "out_request_no" not in first
 
 

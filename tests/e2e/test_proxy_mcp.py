@@ -124,7 +124,7 @@ async def test_a_real_mcp_client_calls_the_payment_tools_through_the_proxy(proxy
         over_cap = await session.call_tool(PREFIX + "refund", {"out_trade_no": t["out_trade_no"],
                                                                "refund_amount": "150.00", "idempotency_key": key + "b"})
     assert {n for n in tools if n.startswith(PREFIX)} == {
-        PREFIX + n for n in ("query_payment", "query_refund", "bill_download_url", "refund")}
+        PREFIX + n for n in ("query_payment", "query_refund", "bill_download_url", "mandate_status", "refund")}
     assert tools[PREFIX + "refund"].annotations.destructive_hint is True
     assert "idempotency_key" in tools[PREFIX + "refund"].input_schema["required"]
     assert query.structured_content["trade_status"] == "TRADE_SUCCESS"

@@ -69,7 +69,7 @@ async def test_query_and_refund_through_a_real_mcp_client(alipay_emulator, trade
     env = _env(alipay_emulator, tmp_path, ALIPAY_PAYMENTS_ENABLED_ACTIONS="refund")
     async with connect(env) as session:
         listed = {tool.name: tool for tool in (await session.list_tools()).tools}
-        assert set(listed) == {"query_payment", "query_refund", "bill_download_url", "refund"}
+        assert set(listed) == {"query_payment", "query_refund", "bill_download_url", "mandate_status", "refund"}
         refund_tool, query_tool = listed["refund"], listed["query_payment"]
         assert refund_tool.annotations.destructive_hint and not refund_tool.annotations.read_only_hint
         assert query_tool.annotations.read_only_hint and not query_tool.annotations.destructive_hint

@@ -20,7 +20,7 @@ def _tools(settings, **policy) -> PaymentTools:
 
 def test_definitions_follow_the_policy(settings) -> None:
     read_only = [d["function"]["name"] for d in _tools(settings).definitions()]
-    assert read_only == ["query_payment", "query_refund", "bill_download_url"]
+    assert read_only == ["query_payment", "query_refund", "bill_download_url", "mandate_status"]
     full = _tools(settings, enabled_actions="refund,alipay.trade.close").definitions()
     refund = next(d for d in full if d["function"]["name"] == "refund")
     assert "out_request_no" not in refund["function"]["parameters"]["properties"]

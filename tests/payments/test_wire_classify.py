@@ -78,7 +78,8 @@ def test_policy_from_the_environment_names_the_bad_setting() -> None:
                                      "ALIPAY_PAYMENTS_REFUND_CAP_PER_DAY": "500", "ALIPAY_PAYMENTS_CONFIRM": "true"})
     assert {"refund", "close_payment", "query_payment"} <= policy.enabled_actions and policy.confirm
     assert policy.refund_cap_per_day == 50000 and policy.refund_cap_per_call is None
-    assert PaymentPolicy.from_env({}).enabled_actions == {"query_payment", "query_refund", "bill_download_url"}
+    assert PaymentPolicy.from_env({}).enabled_actions == {"query_payment", "query_refund", "bill_download_url",
+                                                          "mandate_status"}
     for env, setting in [({"ALIPAY_PAYMENTS_ENABLED_ACTIONS": "transfer"}, "payments.enabled_actions"),
                          ({"ALIPAY_PAYMENTS_REFUND_CAP_PER_CALL": "1.234"},
                           "payments.refund_cap_per_call (ALIPAY_PAYMENTS_REFUND_CAP_PER_CALL)")]:
