@@ -32,7 +32,7 @@ from ..resilience import TokenManager
 from ..resilience.guards import Guards, remaining
 from ..resilience.tokens import EXCHANGE_DEADLINE
 from ..settings import AlipaySettings
-from ..transport.http import HttpRequest, HttpResponse, async_transport
+from ..transport.http import HttpRequest, HttpResponse, transport_for
 from ..transport.sync_driver import SYNC
 from ..transport.timing import clock, exchanged
 from ..wire import protocol
@@ -400,7 +400,7 @@ class Gateway:
         request, params = self._request(method, biz, model, auth_token=auth_token,
                                         read_timeout=remaining(deadline), extra=extra)
         s = self.settings
-        transport = async_transport(s.transport, s.pool_size, s.http2, s.ssl_verify)
+        transport = transport_for(s)
         response = None
         try:
             if sending is not None:
@@ -440,7 +440,7 @@ class Gateway:
         method = protocol.METHOD_CHAT
         request, params = self._request(method, biz, model, auth_token=auth_token, read_timeout=remaining(deadline))
         s = self.settings
-        transport = async_transport(s.transport, s.pool_size, s.http2, s.ssl_verify)
+        transport = transport_for(s)
         try:
             async with timeout_at(deadline):
                 started = clock()
@@ -474,7 +474,7 @@ class Gateway:
     def _reader(self, model: str, biz: Mapping[str, Any]) -> StreamReader:
         verifier = StreamVerifier(self.settings, self.provider, model)
         verifier.out_request_no = biz.get("out_request_no")
-        return StreamReader(verifier, protocol.SSEDecoder(self.settings.charset))
+        return StreamReader(verifier, protocol.SSEDecoder(self.settings.charset, self.settings.limits.max_sse_event))
 
     def _not_a_stream(self, status: int, headers: Mapping[str, str], content: bytes, model: str) -> None:
         """A streaming request answered with one body: its error if it is one, else a protocol error."""
