@@ -249,7 +249,7 @@ async def _read_body(response: Any, limits: ResponseLimits) -> bytes:
 
 def _header_overflow(exc: Exception) -> bool:
     text = str(exc).lower()
-    return "header" in text or "line" in text or "too long" in text
+    return "header" in text or "got more than" in text or "too long" in text
 
 
 def _header_limit(exc: Exception, limits: ResponseLimits) -> ResponseLimitError:
