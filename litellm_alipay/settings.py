@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
+
+import cachetools
 
 from .billing.pricing import DEFAULT_TIERS, PricingConfig
 from .errors import ConfigurationError
@@ -440,28 +441,24 @@ def _redis_url(given: Mapping[str, Any], url: Any, password: Any) -> str | None:
 
 class BoundedCache:
     """Values built once per key and reused; beyond ``size`` the least recently used go, so a flood of
-    distinct keys never grows memory. Lookups take no lock (they run per request)."""
+    distinct keys never grows memory. The eviction is ``cachetools.LRUCache``'s; this adds only "build on
+    a miss, outside the lock, and keep the first value built" (two threads may build; one value wins)."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self.size = size
-        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._items: cachetools.LRUCache[Any, Any] = cachetools.LRUCache(maxsize=size)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._items)
 
     def get_or_build(self, key: Any, build: Any) -> Any:
-        found = self._items.get(key)
+        with self._lock:  # a lookup moves the key to the recent end: a mutation
+            found = self._items.get(key)
         if found is None:
             built = build()
             with self._lock:
                 found = self._items.setdefault(key, built)
-                while len(self._items) > self.size:
-                    self._items.popitem(last=False)
-        elif len(self._items) > self.size // 2:  # recency matters only once the cache could fill up
-            with self._lock:
-                if key in self._items:
-                    self._items.move_to_end(key)
         return found
 
 
