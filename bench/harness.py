@@ -258,10 +258,10 @@ class Bench:
 
     async def _answer_time(self) -> float:
         """The emulator's median time to answer one signed chat request, seen from here (50 exchanges)."""
-        from litellm_alipay import protocol
         from litellm_alipay.backends.gateway import Gateway
         from litellm_alipay.settings import settings_for
         from litellm_alipay.transport.http import AiohttpTransport
+        from litellm_alipay.wire import protocol
 
         request, _ = Gateway(settings_for({})).build_request(protocol.METHOD_CHAT,
                                                              {"model": CHAT_MODEL, "messages": CHAT_MESSAGES})
@@ -387,9 +387,9 @@ class Bench:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import padding
 
-        from litellm_alipay import protocol
         from litellm_alipay.backends.gateway import Gateway
         from litellm_alipay.settings import settings_for
+        from litellm_alipay.wire import protocol
         from litellm_alipay.wire.form import form_encode
         from litellm_alipay.wire.signing import build_sign_content, extract_signed_node, sign_params, verify_response
 

@@ -77,9 +77,8 @@ ENV = {
     "log_payloads": "ALIPAY_LOG_PAYLOADS",
     **LIMIT_ENV,  # the response limits (transport/limits.py)
 }
-#: Process-wide settings (not per deployment): the cost ledger's file (``ledger.py``) and the shadow
-#: traffic's mirrored and mirroring model groups (``shadow.py``).
-COST_LEDGER_ENV = "ALIPAY_COST_LEDGER"
+#: Process-wide settings (not per deployment): the shadow traffic's mirrored and mirroring model groups
+#: (``shadow.py``); the cost ledger's file is ``billing/ledger.py``'s ``COST_LEDGER_ENV``.
 SHADOW_MODEL_ENV = "ALIPAY_SHADOW_MODEL"
 SHADOW_SOURCES_ENV = "ALIPAY_SHADOW_SOURCES"
 #: The Ant Ling backend's own deployment-only settings (read in ``backends/ant_ling_settings.py``).

@@ -8,12 +8,12 @@ from urllib.parse import parse_qs
 import litellm
 import pytest
 
-from litellm_alipay import protocol
-from litellm_alipay.backends import gateway as gateway_module
 from litellm_alipay.backends.gateway import Gateway
+from litellm_alipay.backends.gateway import send as gateway_send
 from litellm_alipay.errors import ReadTimeoutError
 from litellm_alipay.settings import build_settings
 from litellm_alipay.transport.http import HttpRequest, HttpResponse
+from litellm_alipay.wire import protocol
 from litellm_alipay.wire.signing import generate_private_key, private_key_forms, rsa_sign
 
 URL = "https://gateway.test/gateway.do"
@@ -65,7 +65,7 @@ class StubTransport:
 @pytest.fixture
 def stub(monkeypatch) -> StubTransport:
     transport = StubTransport()
-    monkeypatch.setattr(gateway_module, "transport_for", lambda settings: transport)
+    monkeypatch.setattr(gateway_send, "transport_for", lambda settings: transport)
     return transport
 
 

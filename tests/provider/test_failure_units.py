@@ -10,7 +10,7 @@ import pytest
 from backends.test_gateway_http import ALIPAY_KEY, OK, URL, settings, signed_body, stub  # noqa: F401  (the stub transport fixture)
 
 from litellm_alipay.backends.gateway import Gateway
-from litellm_alipay.backends.gateway_stream import StreamVerifier
+from litellm_alipay.backends.gateway.stream import StreamVerifier
 from litellm_alipay.errors import ConfigurationError, ProtocolError
 from litellm_alipay.resilience.breaker import CLOSED, HALF_OPEN, OPEN, MemoryBreaker
 from litellm_alipay.resilience.guards import Guards
