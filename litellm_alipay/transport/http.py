@@ -248,8 +248,8 @@ async def _read_body(response: Any, limits: ResponseLimits) -> bytes:
 
 
 def _header_overflow(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return "header" in text or "got more than" in text or "too long" in text
+    text = str(exc).lower()  # aiohttp's parser: "Too many headers received", "Got more than N bytes when reading"
+    return "too many headers" in text or "got more than" in text
 
 
 def _header_limit(exc: Exception, limits: ResponseLimits) -> ResponseLimitError:
