@@ -48,7 +48,7 @@ def proxy_for(url: str) -> str | None:
     """
     import litellm
 
-    if litellm.disable_aiohttp_trust_env or _true(os.environ.get("DISABLE_AIOHTTP_TRUST_ENV")):
+    if getattr(litellm, "disable_aiohttp_trust_env", False) or _true(os.environ.get("DISABLE_AIOHTTP_TRUST_ENV")):
         return None
     parts = urlsplit(url)
     host = parts.hostname or ""
