@@ -28,7 +28,7 @@ BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("signing/verify glue (wire/signing)", ("litellm_alipay/wire/signing",)),
     ("urlencode", ("urllib/parse.py", "wire/encoding", "wire/form")),
     ("envelope + other wire", ("litellm_alipay/wire/",)),
-    ("transport (h1/aiohttp + ours)", ("aiohttp/", "litellm_alipay/transport/", "multidict", "yarl/", "http/cookies",
+    ("transport (aiohttp + ours)", ("aiohttp/", "litellm_alipay/transport/", "multidict", "yarl/", "http/cookies",
                                       "httptools")),
     ("transforms", ("litellm_alipay/transforms/",)),
     ("cost / billing", ("litellm_alipay/billing/",)),

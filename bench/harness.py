@@ -50,9 +50,8 @@ STREAM_MESSAGES = [{"role": "user", "content": WORDS}]
 STREAM_LONG, STREAM_SHORT = 40, 4  # max_tokens of the two stream lengths
 EMBED_INPUT = ["the quick brown fox", "支付宝 余额"]
 IMPLS = ("floor", "alipay", "openai")
-#: The chat section's extra rows: the two explanatory floors, the settings given per call (README example) and
-#: the transport before this issue's work (aiohttp for every call), for the before/after in one run.
-CHAT_IMPLS = ("floor", "floor-unmapped", "floor-wait", "alipay", "alipay-kw", "alipay-aiohttp", "openai")
+#: The chat section's extra rows: the two explanatory floors and the settings given per call (README example).
+CHAT_IMPLS = ("floor", "floor-unmapped", "floor-wait", "alipay", "alipay-kw", "openai")
 #: The Ant Ling rows: ``alipay/<id>`` (the Ant Ling backend) vs LiteLLM's ``openai/`` at the same emulated endpoint.
 LING_MODEL = "Ling-2.6-flash"
 LING_IMPLS = ("ant-ling", "openai")
@@ -259,10 +258,10 @@ class Bench:
 
     async def _answer_time(self) -> float:
         """The emulator's median time to answer one signed chat request, seen from here (50 exchanges)."""
-        from litellm_alipay import protocol
         from litellm_alipay.backends.gateway import Gateway
         from litellm_alipay.settings import settings_for
         from litellm_alipay.transport.http import AiohttpTransport
+        from litellm_alipay.wire import protocol
 
         request, _ = Gateway(settings_for({})).build_request(protocol.METHOD_CHAT,
                                                              {"model": CHAT_MODEL, "messages": CHAT_MESSAGES})
@@ -282,8 +281,6 @@ class Bench:
             return f"openai/{model}", {"api_base": self.openai_base, "api_key": "bench"}
         if impl == "alipay-kw":  # settings given per call, as in the README's in-process example
             return f"alipay/{model}", dict(self.settings_kw)
-        if impl == "alipay-aiohttp":  # the async transport before h1
-            return f"alipay/{model}", {"transport": "aiohttp"}
         provider = {"floor": FLOOR, "floor-unmapped": FLOOR_UNMAPPED, "floor-wait": FLOOR_WAIT}.get(impl, "alipay")
         return f"{provider}/{model}", {}
 
@@ -390,9 +387,9 @@ class Bench:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import padding
 
-        from litellm_alipay import protocol
         from litellm_alipay.backends.gateway import Gateway
         from litellm_alipay.settings import settings_for
+        from litellm_alipay.wire import protocol
         from litellm_alipay.wire.form import form_encode
         from litellm_alipay.wire.signing import build_sign_content, extract_signed_node, sign_params, verify_response
 
@@ -436,25 +433,38 @@ class Bench:
                              extra={"parses": float(self.parses.count - crypto_parses)}))
 
     async def transport_section(self, step: Callable[[str], None]) -> None:
-        """The choice of async transport, measured: one small POST per call to the emulator, c=10."""
-        from litellm_alipay.transport.h1 import H1Transport
-        from litellm_alipay.transport.http import AiohttpTransport, HttpRequest, HttpxTransport, _HttpxAsyncAdapter
+        """The choice of the one HTTP stack, measured: one small POST per call to the emulator, c=10. Rows:
+        ours (aiohttp, with the limits and checks), plain httpx, and httpx over LiteLLM's aiohttp transport
+        (``LiteLLMAiohttpTransport``: httpx's API on aiohttp's wire, as LiteLLM's own clients)."""
+        import aiohttp
+        import httpx
+        from litellm.llms.custom_httpx.aiohttp_transport import LiteLLMAiohttpTransport
+
+        from litellm_alipay.transport.http import AiohttpTransport, HttpRequest
 
         request = HttpRequest(url=f"{self.emu.base_url}/_admin/health", content=b"x=1",
                               headers={"Content-Type": "application/x-www-form-urlencoded"},
                               read_timeout=10, connect_timeout=10)
-        for name, transport in (("h1 (default)", H1Transport(30, None, AiohttpTransport(30))),
-                                ("aiohttp", AiohttpTransport(30)),
-                                ("httpx", _HttpxAsyncAdapter(HttpxTransport(30)))):
-            step(f"transport {name}")
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=30)
+        ours = AiohttpTransport(30)
+        plain = _HttpxRow(httpx.AsyncClient(limits=limits, follow_redirects=False))
+        over_aiohttp = _HttpxRow(httpx.AsyncClient(
+            transport=LiteLLMAiohttpTransport(client=lambda: aiohttp.ClientSession()), follow_redirects=False))
+        try:
+            for name, transport in (("aiohttp", ours), ("httpx", plain), ("httpx+aiohttp", over_aiohttp)):
+                step(f"transport {name}")
 
-            async def call(transport: Any = transport) -> int:
-                await transport.send(request)
-                return 1
+                async def call(transport: Any = transport) -> int:
+                    await transport.send(request)
+                    return 1
 
-            sample = await measure(call, self.counts.calls[10], 10, self.counts.warmup)
-            self.rows.append(Row("transport", name, 10, sample.calls, sample.cpu_us, sample.pct(0.5),
-                                 sample.pct(0.95)))
+                sample = await measure(call, self.counts.calls[10], 10, self.counts.warmup)
+                self.rows.append(Row("transport", name, 10, sample.calls, sample.cpu_us, sample.pct(0.5),
+                                     sample.pct(0.95)))
+        finally:
+            await ours.aclose()
+            await plain.client.aclose()
+            await over_aiohttp.client.aclose()
 
     async def memory_section(self, step: Callable[[str], None]) -> None:
         """RSS before and after ``memory_calls`` chat calls at c=50 (after warm-up, after gc)."""
@@ -495,6 +505,17 @@ class Bench:
                                              sample.pct(0.95)))
             finally:
                 await redis.aclose()
+
+
+class _HttpxRow:
+    """An httpx client presented like our transport for the transport rows: POST, read the whole body."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def send(self, request: Any) -> bytes:
+        response = await self.client.post(request.url, content=request.content, headers=dict(request.headers))
+        return await response.aread()
 
 
 async def _fetch(request: Any) -> bytes:

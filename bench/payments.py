@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from litellm_alipay.payments import PaymentToolkit
     from litellm_alipay.payments._sync import run_sync
     from litellm_alipay.settings import build_settings
-    from litellm_alipay.transport.http import async_transport
+    from litellm_alipay.transport.http import transport_for
 
     with EmulatorProcess() as emu:
         emu.create_trade("bench-1", "88.00")
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             assert result.node["trade_status"] == "TRADE_SUCCESS"
 
         s = kit.settings
-        transport = async_transport(s.transport, s.pool_size, s.http2)
+        transport = transport_for(s)
         rows = [_measure("sdk execute", sdk_call, calls, warmup),
                 _measure("toolkit arun (async)", kit_async, calls, warmup)]
         loop.run_until_complete(transport.aclose())  # this loop's pooled connections

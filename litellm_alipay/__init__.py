@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .__about__ import __version__
-from ._moved import install as _install_moved
 from .errors import (
     AlipayError,
     ConfigurationError,
@@ -24,8 +23,6 @@ from .errors import (
     TransportError,
 )
 from .transport.loop_resources import aclose
-
-_install_moved()  # the flat layout's import paths keep working
 
 if TYPE_CHECKING:
     from .provider import AlipayLLM, alipay_llm, register

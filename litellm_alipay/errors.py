@@ -23,7 +23,9 @@ Router must act on (fallbacks, cooldowns, retries) are raised as LiteLLM's own e
         ├── ConnectTimeoutError
         ├── ReadTimeoutError
         ├── ConnectionDroppedError
-        └── LocalOverloadError  this process is out of connections or sockets (never sent; not the gateway)
+        ├── LocalOverloadError  this process is out of connections or sockets (never sent; not the gateway)
+        ├── RedirectRefusedError  the answer was a 3xx: never followed, nothing re-sent
+        └── ResponseLimitError  the answer broke a response limit (``setting`` names it)
 """
 
 from __future__ import annotations
@@ -184,6 +186,28 @@ class LocalOverloadError(TransportError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, sent=False)
+
+
+class RedirectRefusedError(TransportError):
+    """The gateway answered with a redirect. Never followed: following would send the signed body, the user's
+    token and the prompt (or Ant Ling's bearer key) to another host. ``location_host`` names where it pointed."""
+
+    def __init__(self, status: int, location_host: str) -> None:
+        self.status = status
+        self.location_host = location_host
+        where = f"to host {location_host!r}" if location_host else "without a Location"
+        super().__init__(f"the gateway answered HTTP {status}, a redirect {where}; redirects are never followed "
+                         "(the request would be re-sent elsewhere): set api_base to the final URL")
+
+
+class ResponseLimitError(TransportError):
+    """The answer was bigger than a response limit allows; ``setting`` names the limit (``transport/limits.py``)."""
+
+    def __init__(self, setting: str, limit: int, what: str) -> None:
+        self.setting = setting
+        self.limit = limit
+        super().__init__(f"{what} exceeds {setting} ({limit}); the rest was not read. Raise the deployment's "
+                         f"{setting} if such answers are expected")
 
 
 class QuotaExceededError(AlipayError):

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import cachetools
 import litellm
 from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import EmbeddingResponse, GenericStreamingChunk, ModelResponse
@@ -51,21 +51,16 @@ class AlipayLLM(CustomLLM):
     def __init__(self) -> None:
         super().__init__()
         # id(settings) -> (settings, gateway); bounded like the settings cache it mirrors.
-        self._gateways: OrderedDict[int, tuple[AlipaySettings, Gateway]] = OrderedDict()
+        self._gateways: cachetools.LRUCache[int, tuple[AlipaySettings, Gateway]] = cachetools.LRUCache(CACHE_SIZE)
         self._lock = threading.Lock()
         register_models()  # the proxy builds this handler from its config without calling register()
 
     # --------------------------------------------------------------------------------- plumbing
     def _gateway(self, settings: AlipaySettings) -> Gateway:
-        found = self._gateways.get(id(settings))
-        if found is not None and found[0] is settings:
-            return found[1]
-        with self._lock:
+        with self._lock:  # an id may be reused once its settings are gone: the entry must hold *these* settings
             found = self._gateways.get(id(settings))
             if found is None or found[0] is not settings:
                 found = self._gateways[id(settings)] = (settings, Gateway(settings, PROVIDER))
-                while len(self._gateways) > CACHE_SIZE:
-                    self._gateways.popitem(last=False)
             return found[1]
 
     def _setup(self, model: str, optional_params: dict, litellm_params: dict | None,

@@ -11,16 +11,18 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import cachetools
+
 from .billing.pricing import DEFAULT_TIERS, PricingConfig
 from .errors import ConfigurationError
 from .resilience.limiter import DEFAULT_GUARD
+from .transport.limits import DEFAULT_LIMITS, LIMIT_ENV, ResponseLimits, parse_limits
 from .wire import protocol
 from .wire.signing import (
     SIGN_TYPES,
@@ -79,10 +81,10 @@ ENV = {
     "max_total_amount": "ALIPAY_MAX_TOTAL_AMOUNT",
     "action_cap_per_day": "ALIPAY_ACTION_CAP_PER_DAY",
     "action_cap_per_key_per_day": "ALIPAY_ACTION_CAP_PER_KEY_PER_DAY",
+    **LIMIT_ENV,  # the response limits (transport/limits.py)
 }
-#: Process-wide settings (not per deployment): the cost ledger's file (``ledger.py``) and the shadow
-#: traffic's mirrored and mirroring model groups (``shadow.py``).
-COST_LEDGER_ENV = "ALIPAY_COST_LEDGER"
+#: Process-wide settings (not per deployment): the shadow traffic's mirrored and mirroring model groups
+#: (``shadow.py``); the cost ledger's file is ``billing/ledger.py``'s ``COST_LEDGER_ENV``.
 SHADOW_MODEL_ENV = "ALIPAY_SHADOW_MODEL"
 SHADOW_SOURCES_ENV = "ALIPAY_SHADOW_SOURCES"
 #: The Ant Ling backend's own deployment-only settings (read in ``backends/ant_ling_settings.py``).
@@ -158,15 +160,22 @@ def parse_number(name: str, value: Any, kind: type, minimum: float) -> Any:
     return number
 
 
-#: The async transports a deployment may choose (``transport/http.py``'s ``async_transport``); the first is the default.
-TRANSPORTS = ("h1", "aiohttp", "httpx")
+def parse_transport(value: Any) -> None:
+    """``transport`` named the async HTTP stack when there were three; one is left (aiohttp,
+    ``transport/http.py``). ``aiohttp`` (or unset) is accepted and changes nothing; any other value is a
+    clear error rather than a silent change of stack."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return
+    if str(value).strip().lower() != "aiohttp":
+        raise ConfigurationError("transport", f"{value!r} is no longer available: every call goes over aiohttp, "
+                                 "the one HTTP stack; remove the setting")
 
 
-def parse_transport(value: Any) -> str:
-    transport = str(value or TRANSPORTS[0]).lower()
-    if transport not in TRANSPORTS:
-        raise ConfigurationError("transport", "must be h1 (the default), aiohttp or httpx")
-    return transport
+def parse_http2(value: Any) -> None:
+    """``http2`` asked httpx for HTTP/2; the one stack (aiohttp) speaks HTTP/1.1, so true is refused."""
+    if value is not None and parse_bool("http2", value):
+        raise ConfigurationError("http2", "HTTP/2 is not available (the one HTTP stack, aiohttp, speaks "
+                                 "HTTP/1.1); remove the setting or set it to false")
 
 
 def normalize_region(region: Any) -> str:
@@ -219,11 +228,12 @@ class AlipaySettings:
     stream_timeout: float = 300.0
     connect_timeout: float = 5.0
     pool_size: int = 30
-    http2: bool = False
-    transport: str = "h1"
     #: TLS verification: ``None`` = LiteLLM's resolution (``SSL_VERIFY``, ``SSL_CERT_FILE``, certifi),
-    #: ``True``/``False``, or the path of a CA bundle (``egress.ssl_config``)
+    #: ``True``/``False``, or the path of a PEM file: a CA bundle or the gateway's pinned certificate
+    #: (``egress.ssl_config``)
     ssl_verify: bool | str | None = None
+    #: How much an answer may bring back (``transport/limits.py``)
+    limits: ResponseLimits = DEFAULT_LIMITS
     redis_url: str | None = None
     rate_limit_per_second: int | None = None
     rate_limit_per_minute: int | None = None
@@ -339,7 +349,8 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
             "or verify_response: false for testing only)",
         )
 
-    transport = parse_transport(raw["transport"])
+    parse_transport(raw["transport"])
+    parse_http2(raw["http2"])
 
     def opt_rate(name: str) -> int | None:
         return None if raw[name] in (None, "") else parse_number(name, raw[name], int, 1)
@@ -368,9 +379,8 @@ def build_settings(given: Mapping[str, Any], env: Mapping[str, str] | None = Non
         stream_timeout=parse_number("stream_timeout", raw["stream_timeout"] or 300.0, float, 0.001),
         connect_timeout=parse_number("connect_timeout", raw["connect_timeout"] or 5.0, float, 0.001),
         pool_size=parse_number("pool_size", raw["pool_size"] or 30, int, 1),
-        http2=parse_bool("http2", raw["http2"] or False),
-        transport=transport,
         ssl_verify=_ssl_verify(raw["ssl_verify"]),
+        limits=parse_limits(raw.get),
         redis_url=_redis_url(given, raw["redis_url"], raw["redis_password"]),
         rate_limit_per_second=opt_rate("rate_limit_per_second"),
         rate_limit_per_minute=opt_rate("rate_limit_per_minute"),
@@ -419,7 +429,8 @@ def _action_limits(raw: Mapping[str, Any]) -> dict[str, int | None]:
 
 
 def _ssl_verify(value: Any) -> bool | str | None:
-    """``ssl_verify``: true/false, or a readable CA bundle file (PEM); unset leaves LiteLLM's default."""
+    """``ssl_verify``: true/false, or a readable PEM file (a CA bundle, or the gateway's own certificate
+    pinned); unset leaves LiteLLM's default."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
@@ -430,7 +441,8 @@ def _ssl_verify(value: Any) -> bool | str | None:
     path = os.path.expanduser(text)
     if not os.path.isfile(path):
         raise ConfigurationError(
-            "ssl_verify", f"must be true, false or the path of a CA bundle file; no file at {text!r}")
+            "ssl_verify", f"must be true, false or the path of a CA bundle or pinned certificate (PEM); "
+                          f"no file at {text!r}")
     try:
         with open(path, "rb") as bundle:
             head = bundle.read(65536)
@@ -464,50 +476,37 @@ def _redis_url(given: Mapping[str, Any], url: Any, password: Any) -> str | None:
 
 class BoundedCache:
     """Values built once per key and reused; beyond ``size`` the least recently used go, so a flood of
-    distinct keys never grows memory. Lookups take no lock (they run per request)."""
+    distinct keys never grows memory. The eviction is ``cachetools.LRUCache``'s; this adds only "build on
+    a miss, outside the lock, and keep the first value built" (two threads may build; one value wins)."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self.size = size
-        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._items: cachetools.LRUCache[Any, Any] = cachetools.LRUCache(maxsize=size)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._items)
 
     def get_or_build(self, key: Any, build: Any) -> Any:
-        found = self._items.get(key)
+        with self._lock:  # a lookup moves the key to the recent end: a mutation
+            found = self._items.get(key)
         if found is None:
             built = build()
             with self._lock:
                 found = self._items.setdefault(key, built)
-                while len(self._items) > self.size:
-                    self._items.popitem(last=False)
-        elif len(self._items) > self.size // 2:  # recency matters only once the cache could fill up
-            with self._lock:
-                if key in self._items:
-                    self._items.move_to_end(key)
         return found
 
 
 _cache = BoundedCache()
 
 
-# os.environ's backing dict and our variables' keys in its encoding: ``os.environ.get`` re-encodes the key
-# on every call, and the fingerprint below runs on every request (see bench/README.md).
-_ENV_DATA: Mapping[Any, Any] | None = getattr(os.environ, "_data", None)
-_ENV_KEYS: tuple[Any, ...] = tuple(os.environ.encodekey(v) for v in ENV.values()) if _ENV_DATA is not None else ()
-
-
 def settings_for(given: Mapping[str, Any]) -> AlipaySettings:
     """The validated settings of a deployment, built once and reused for every call.
 
     The cache key is the deployment's own setting values plus every ``ALIPAY_*`` variable as it is now;
-    it runs per request, so it reads the environment's backing dict directly (a few µs, not ~40).
+    it runs per request.
     """
-    if _ENV_DATA is not None:
-        env: tuple[Any, ...] = tuple(map(_ENV_DATA.get, _ENV_KEYS))
-    else:
-        env = tuple(map(os.environ.get, ENV.values()))
+    env = tuple(map(os.environ.get, ENV.values()))
     fingerprint = (env, *sorted((k, str(v)) for k, v in given.items() if v is not None and k in SETTING_NAMES))
     return _cache.get_or_build(fingerprint, lambda: build_settings(given))
 

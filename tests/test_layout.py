@@ -1,6 +1,7 @@
 """The layout's rules, checked on the source: no module outside ``ops/`` imports it, no import cycle
-(function-level imports included), the flat layout's import paths answer with the new modules, and the
-residency guard fails closed when it was never plugged in."""
+(function-level imports included), no arrow running back up (the lower rooms never import ``settings.py``,
+``payments/`` and the CLI never reach into ``emulator/``), one HTTP stack, the gateway adapter one file
+per job, and the residency guard fails closed when it was never plugged in."""
 
 from __future__ import annotations
 
@@ -80,15 +81,36 @@ def test_no_import_cycle(graph):
     assert rooms == []
 
 
-def test_the_flat_layouts_import_paths_answer_with_the_new_modules():
-    import importlib
+#: Rooms below the settings object: they take what they need from it as arguments (a Protocol where a type
+#: is wanted), never by importing it.
+BELOW_SETTINGS = ("litellm_alipay.billing", "litellm_alipay.resilience", "litellm_alipay.transport",
+                  "litellm_alipay.wire", "litellm_alipay.serving")
 
-    from litellm_alipay._moved import MOVED
 
-    for old, new in MOVED.items():
-        moved = importlib.import_module(f"litellm_alipay.{new}")
-        assert importlib.import_module(f"litellm_alipay.{old}") is moved
-        assert moved.__spec__.name == f"litellm_alipay.{new}"  # the alias did not rename the module
+def test_no_arrow_runs_back_up_to_settings(graph):
+    offenders = sorted((name, target) for name, targets in graph.items() for target in targets
+                       if name.startswith(BELOW_SETTINGS) and target == "litellm_alipay.settings")
+    assert offenders == []
+
+
+def test_payments_and_the_cli_do_not_reach_into_the_emulator(graph):
+    offenders = sorted((name, target) for name, targets in graph.items() for target in targets
+                       if (name.startswith("litellm_alipay.payments") or name == "litellm_alipay.cli")
+                       and target.startswith("litellm_alipay.emulator")
+                       and target != "litellm_alipay.emulator.server")  # the CLI mounts the emulator's command
+    assert offenders == []
+    assert "litellm_alipay.serving.listen" in graph["litellm_alipay.payments.mcp_server"]
+
+
+def test_one_http_stack_and_no_old_import_paths():
+    modules = _modules()
+    assert "litellm_alipay.transport.h1" not in modules and "litellm_alipay._moved" not in modules
+    gateway = sorted(name for name in modules if name.startswith("litellm_alipay.backends.gateway."))
+    assert gateway == [f"litellm_alipay.backends.gateway.{job}"
+                       for job in ("cost", "envelope", "oauth", "send", "stream", "v3", "verify")]
+    for name, path in modules.items():  # no module is longer than it takes to read at once
+        if name.startswith("litellm_alipay.backends.gateway"):
+            assert len(path.read_text().splitlines()) <= 250, name
 
 
 def test_residency_without_its_guard_is_refused_not_sent(monkeypatch):

@@ -29,7 +29,7 @@ from ..errors import PROVIDER, AlipayError, ProtocolError, ReadTimeoutError, loc
 from ..resilience.adaptive import get_pacer
 from ..resilience.guards import Guards, deadline_after
 from ..transforms import ant_ling as shapes
-from ..transport.http import HttpRequest, HttpResponse, async_transport
+from ..transport.http import HttpRequest, HttpResponse, transport_for
 from ..transport.sync_driver import SYNC
 from ..transport.timing import clock, exchanged
 from ..wire import protocol
@@ -109,7 +109,7 @@ class AntLingBackend:
             s = self.settings
             try:
                 async with asyncio.timeout_at(deadline):  # the call's one deadline, counted by the breaker
-                    transport = async_transport(s.transport, s.pool_size, s.http2, getattr(s, "ssl_verify", None))
+                    transport = transport_for(s)
                     started = clock()
                     response = await transport.send(self.request(body, timeout))
                     exchanged(started)
@@ -133,7 +133,7 @@ class AntLingBackend:
         failure: BaseException | None = None
         s = self.settings
         try:
-            transport = async_transport(s.transport, s.pool_size, s.http2, getattr(s, "ssl_verify", None))
+            transport = transport_for(s)
             started = clock()
             response = await transport.send(self.request(body, timeout), stream=True)
             exchanged(started)
@@ -141,7 +141,7 @@ class AntLingBackend:
                 if response.status >= 400:  # type: ignore[union-attr]
                     content = b"".join([part async for part in response])  # type: ignore[union-attr]
                     raise await self._arefused(response.status, content, model)  # type: ignore[union-attr]
-                decoder = protocol.SSEDecoder()
+                decoder = protocol.SSEDecoder(max_event=s.limits.max_sse_event)
                 deadline = time.monotonic() + (timeout or s.read_timeout)
                 parts = response.__aiter__()  # type: ignore[union-attr]
                 while True:
@@ -173,7 +173,7 @@ class AntLingBackend:
         """The model ids the key can see (``GET /models``): the live check ``litellm-alipay check`` runs."""
         s = self.settings
         try:
-            transport = async_transport(s.transport, s.pool_size, s.http2, getattr(s, "ssl_verify", None))
+            transport = transport_for(s)
             response = await transport.send(self.request(None, timeout))
         except AlipayError as exc:
             raise local_error(exc, model="models", provider=PROVIDER) from None

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError
 from ..resilience.limiter import DEFAULT_GUARD
-from ..settings import BACKEND_SETTING_NAMES, BoundedCache, parse_bool, parse_number, parse_transport
+from ..settings import BACKEND_SETTING_NAMES, BoundedCache, parse_http2, parse_number, parse_transport
+from ..transport.limits import DEFAULT_LIMITS, LIMIT_ENV, ResponseLimits, parse_limits
 
 DEFAULT_API_BASE = "https://api.ant-ling.com/v1"
 API_KEY_ENV = "ANT_LING_API_KEY"
@@ -34,7 +35,7 @@ SETTING_NAMES = BACKEND_SETTING_NAMES
 SHARED_NAMES = (
     "api_base", "api_key", "read_timeout", "connect_timeout", "pool_size", "transport", "http2",
     "redis_url", "rate_limit_per_second", "rate_limit_per_minute", "rate_limit_guard", "breaker_threshold",
-    "breaker_window", "breaker_cooldown", "cny_per_usd",
+    "breaker_window", "breaker_cooldown", "cny_per_usd", *LIMIT_ENV,
 )
 
 
@@ -45,8 +46,8 @@ class AntLingSettings:
     read_timeout: float = 60.0  # reasoning models think for a while before the first byte
     connect_timeout: float = 5.0
     pool_size: int = 30
-    transport: str = "h1"
-    http2: bool = False
+    #: How much an answer may bring back (``transport/limits.py``)
+    limits: ResponseLimits = DEFAULT_LIMITS
     redis_url: str | None = None
     rate_limit_per_second: int | None = None
     rate_limit_per_minute: int | None = None
@@ -108,7 +109,8 @@ def build_ant_ling_settings(given: Mapping[str, Any], env: Mapping[str, str] | N
     if api_base.endswith("/gateway.do"):
         raise ConfigurationError("api_base", "is an Alipay gateway URL; Ant Ling models need the Ant Ling "
                                              f"endpoint ({DEFAULT_API_BASE}) or backend: gateway")
-    transport = parse_transport(raw["transport"])
+    parse_transport(raw["transport"])
+    parse_http2(raw["http2"])
 
     def opt_int(name: str) -> int | None:
         return None if raw[name] is None else parse_number(name, raw[name], int, 1)
@@ -128,8 +130,7 @@ def build_ant_ling_settings(given: Mapping[str, Any], env: Mapping[str, str] | N
         read_timeout=num("read_timeout", 60.0),
         connect_timeout=num("connect_timeout", 5.0),
         pool_size=int(num("pool_size", 30, 1)),
-        transport=transport,
-        http2=parse_bool("http2", raw["http2"] or False),
+        limits=parse_limits(raw.get),
         redis_url=str(raw["redis_url"]) if raw["redis_url"] else None,
         rate_limit_per_second=opt_int("rate_limit_per_second"),
         rate_limit_per_minute=opt_int("rate_limit_per_minute"),

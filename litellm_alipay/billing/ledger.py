@@ -27,9 +27,9 @@ from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from ..settings import COST_LEDGER_ENV
-
 logger = logging.getLogger("litellm_alipay")
+#: The cost ledger's file (process-wide, not per deployment).
+COST_LEDGER_ENV = "ALIPAY_COST_LEDGER"
 
 
 def append_line(path: str, line: bytes) -> None:

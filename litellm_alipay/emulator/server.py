@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError
+from ..serving.listen import bind
 from .config import AppConfig, EmulatorConfig, check_admin_exposure, config_from_mapping, load_yaml, parse_app
 
 READY = "alipay emulator ready on"
@@ -94,16 +95,6 @@ def build_config(args: argparse.Namespace) -> tuple[EmulatorConfig, dict[str, st
         raise ConfigurationError("apps", "no app is registered (use --app-id, --config or --demo)")
     check_admin_exposure(cfg)
     return cfg, settings
-
-
-def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
 
 
 def serve(config: EmulatorConfig, settings: dict[str, str] | None = None,

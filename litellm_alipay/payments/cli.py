@@ -25,8 +25,8 @@ def _audit(args: argparse.Namespace) -> int:
 def _notify(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ..emulator.server import bind
     from ..errors import ConfigurationError
+    from ..serving.listen import bind
     from ..settings import build_settings
     from .audit import AuditLog
     from .notify import NotifySettings, NotifyVerifier, notify_app

@@ -291,7 +291,7 @@ def serve_http(server: Any, host: str, port: int) -> None:
     """Streamable HTTP at ``/mcp``; prints the URL once the socket listens (port 0 = a free port)."""
     import uvicorn
 
-    from ..emulator.server import bind
+    from ..serving.listen import bind
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ConfigurationError("--host", "the MCP server listens on loopback only (it moves money)")

@@ -19,7 +19,7 @@ from ..backends.gateway import Gateway
 from ..errors import AlipayError, ConfigurationError, SignatureError, TransportError
 from ..resilience.guards import remaining
 from ..settings import AlipaySettings
-from ..transport.http import async_transport
+from ..transport.http import transport_for
 from ..transport.timing import clock, exchanged
 from ..wire import protocol
 from ..wire.signing import aes_decrypt, verify_response
@@ -135,7 +135,7 @@ class PaymentMethods:
                                                      extra=extra)
         failure: BaseException | None = None
         try:
-            transport = async_transport(s.transport, s.pool_size, s.http2, getattr(s, "ssl_verify", None))
+            transport = transport_for(s)
             started = clock()
             response = await transport.send(request)
             exchanged(started)  # an action loop's payment calls are upstream time of the LiteLLM call

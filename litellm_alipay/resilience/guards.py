@@ -14,13 +14,29 @@ import asyncio
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
-from ..settings import AlipaySettings
 from . import CircuitBreaker, MemoryBreaker, RateLimiter, RedisBreaker, get_limiter
 from .failopen import FailOpen
 
 log = logging.getLogger("litellm_alipay")
+
+
+class GuardSettings(Protocol):
+    """What the guards read of a deployment's settings (the gateway's and Ant Ling's settings objects
+    both have it): declared here so ``resilience/`` does not depend on ``settings.py``."""
+
+    app_id: str
+    gateway_url: str
+    redis_url: str | None
+    breaker_threshold: int
+    breaker_window: float
+    breaker_cooldown: float
+    rate_limit_per_second: int | None
+    rate_limit_per_minute: int | None
+    rate_limit_guard: float
+
+
 _breakers: dict[tuple, Any] = {}
 _limiters: dict[tuple, Any] = {}
 _lock = threading.Lock()
@@ -30,7 +46,7 @@ LOCAL_CODES = frozenset({"client-quota", "circuit-open", "configuration", "local
                          "deadline-short", "not-alipay"})
 
 
-def _breaker(settings: AlipaySettings) -> CircuitBreaker:
+def _breaker(settings: GuardSettings) -> CircuitBreaker:
     config = (settings.redis_url, settings.breaker_threshold, settings.breaker_window, settings.breaker_cooldown)
     with _lock:
         found = _breakers.get(config)
@@ -44,7 +60,7 @@ def _breaker(settings: AlipaySettings) -> CircuitBreaker:
         return found
 
 
-def _limiter(settings: AlipaySettings) -> RateLimiter | None:
+def _limiter(settings: GuardSettings) -> RateLimiter | None:
     if not (settings.rate_limit_per_second or settings.rate_limit_per_minute):
         return None
     args = (settings.rate_limit_per_second, settings.rate_limit_per_minute, settings.rate_limit_guard)
@@ -79,7 +95,7 @@ def is_breaker_failure(exc: BaseException) -> bool:
 class Guards:
     """The guards of one deployment's settings."""
 
-    def __init__(self, settings: AlipaySettings) -> None:
+    def __init__(self, settings: GuardSettings) -> None:
         self.app_id = settings.app_id
         self.scope = f"{settings.gateway_url}|{settings.app_id}"
         self.limiter = _limiter(settings)

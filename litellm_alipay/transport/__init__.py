@@ -1,9 +1,10 @@
 """Getting bytes to a gateway and back: pooled clients per event loop, proxies and TLS.
 
-``http`` holds the clients (aiohttp per loop, httpx sync), ``egress`` the proxy and TLS settings, and
-``loop_resources`` releases per-loop clients with their loop. The public names of ``http`` are
+``http`` holds the one HTTP stack (an aiohttp session per gateway configuration and loop), ``egress`` where
+requests may go (proxies, TLS), ``limits`` and ``decode`` how much may come back, and ``loop_resources``
+releases per-loop clients with their loop. The public names of ``http`` are
 re-exported here on first use: ``import litellm_alipay`` (which needs ``loop_resources``) must not pay
-for aiohttp and httpx.
+for aiohttp.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "AiohttpTransport", "AsyncTransport", "HttpRequest", "HttpResponse", "HttpxTransport", "SyncByteStream",
-    "SyncTransport", "async_transport", "sync_transport",
+    "AiohttpTransport", "AsyncTransport", "HttpRequest", "HttpResponse", "async_transport", "transport_for",
 ]
 
 

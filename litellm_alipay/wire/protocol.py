@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ResponseLimitError
 from .form import form_encode
 from .signing import KeyText, PrivateKey, beijing_timestamp, param_text, sign_params
 from .signing._response import response_node_name
@@ -134,10 +135,11 @@ class SSEDecoder:
     three bytes a separator may straddle) instead of rescanning the buffered event on every chunk.
     """
 
-    def __init__(self, charset: str = "utf-8") -> None:
+    def __init__(self, charset: str = "utf-8", max_event: int = 1024 * 1024) -> None:
         self._buffer = bytearray()
         self._searched = 0  # bytes of _buffer already known to hold no separator
         self._charset = charset
+        self._max_event = max_event  # one event's bytes: the ``max_sse_event`` setting (transport/limits.py)
 
     def feed(self, chunk: bytes) -> Iterator[SSEEvent]:
         self._buffer += chunk
@@ -145,7 +147,11 @@ class SSEDecoder:
             cut = _event_end(self._buffer, max(0, self._searched - 3))
             if cut is None:
                 self._searched = len(self._buffer)
+                if self._searched > self._max_event:
+                    raise ResponseLimitError("max_sse_event", self._max_event, "one server-sent event")
                 return
+            if cut[0] > self._max_event:
+                raise ResponseLimitError("max_sse_event", self._max_event, "one server-sent event")
             raw = bytes(self._buffer[: cut[0]])
             del self._buffer[: cut[1]]
             self._searched = 0

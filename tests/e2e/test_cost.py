@@ -16,7 +16,7 @@ import pytest
 from litellm.integrations.custom_logger import CustomLogger
 from redis_server import RedisServer
 
-from litellm_alipay import pricing
+from litellm_alipay.billing import pricing
 from litellm_alipay.billing.pricing import PricingConfig, RedisMonthlyCounter, month_key
 
 from .proxy_process import ROOT, ProxyProcess, openai_client, proxy_env

@@ -6,8 +6,8 @@ import litellm
 import openai
 import pytest
 
-from litellm_alipay import residency
 from litellm_alipay.errors import DataResidencyError
+from litellm_alipay.ops import residency
 from litellm_alipay.ops.guardrails import card_numbers, violation
 
 from .proxy_process import ROOT, ProxyProcess, openai_client, proxy_env

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import time
 
-import httpx
 import litellm
 import pytest
-import respx
-from backends.test_gateway_http import ALIPAY_KEY, OK, URL, settings, signed_body
+from backends.test_gateway_http import ALIPAY_KEY, OK, URL, settings, signed_body, stub  # noqa: F401  (the stub transport fixture)
 
 from litellm_alipay.backends.gateway import Gateway
-from litellm_alipay.backends.gateway_stream import StreamVerifier
+from litellm_alipay.backends.gateway.stream import StreamVerifier
 from litellm_alipay.errors import ConfigurationError, ProtocolError
 from litellm_alipay.resilience.breaker import CLOSED, HALF_OPEN, OPEN, MemoryBreaker
 from litellm_alipay.resilience.guards import Guards
@@ -22,12 +20,10 @@ from litellm_alipay.wire.signing import rsa_sign
 ASK = {"model": "m", "messages": []}
 
 
-@respx.mock
 @pytest.mark.parametrize(("status", "cls"), [(404, litellm.NotFoundError), (200, litellm.APIConnectionError),
                                              (400, litellm.BadRequestError)])
-def test_a_non_alipay_answer_names_the_status_and_api_base(status, cls):
-    respx.post(url__startswith=URL).mock(return_value=httpx.Response(
-        status, content=b"<html><body>Not Found</body></html>", headers={"content-type": "text/html"}))
+def test_a_non_alipay_answer_names_the_status_and_api_base(stub, status, cls):  # noqa: F811
+    stub.answer(status, b"<html><body>Not Found</body></html>", headers={"content-type": "text/html"})
     with pytest.raises(cls) as info:
         Gateway(settings()).call(protocol.METHOD_CHAT, ASK, "m")
     text = str(info.value)
@@ -35,14 +31,13 @@ def test_a_non_alipay_answer_names_the_status_and_api_base(status, cls):
     assert info.value.alipay_code == "not-alipay"
 
 
-@respx.mock
-def test_actions_for_another_request_number_fail_verification():
+def test_actions_for_another_request_number_fail_verification(stub):  # noqa: F811
     node = {**OK, "actions": [{"action": "REFUND", "status": "SUCCESS", "out_request_no": "someone-else"}]}
-    respx.post(url__startswith=URL).mock(return_value=httpx.Response(200, content=signed_body(node)))
+    stub.answer(200, signed_body(node))
     with pytest.raises(litellm.BadGatewayError, match="out_request_no"):
         Gateway(settings()).call(protocol.METHOD_CHAT, {**ASK, "out_request_no": "mine"}, "m")
     mine = {**OK, "actions": [{"action": "REFUND", "status": "SUCCESS", "out_request_no": "mine"}]}
-    respx.post(url__startswith=URL).mock(return_value=httpx.Response(200, content=signed_body(mine)))
+    stub.answer(200, signed_body(mine))
     assert Gateway(settings()).call(protocol.METHOD_CHAT, {**ASK, "out_request_no": "mine"}, "m")["actions"]
 
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 import uuid
 
-import httpx
 import litellm
 import pytest
-import respx
-from backends.test_gateway_http import APP_KEY, URL, settings, signed_body
+from backends.test_gateway_http import APP_KEY, URL, settings, signed_body, stub  # noqa: F401  (the stub transport fixture)
 
 from litellm_alipay import settings as settings_module
 from litellm_alipay import trust
@@ -97,30 +95,23 @@ OAUTH_OK = {"access_token": "tok-secret", "expires_in": 3600, "refresh_token": "
             "re_expires_in": 7200, "user_id": "2088000000000001"}
 
 
-@respx.mock
-def test_an_unsigned_error_response_carrying_a_token_is_not_a_token():
-    respx.post(url__startswith=URL).mock(return_value=httpx.Response(
-        200, content=signed_body(OAUTH_OK, protocol.METHOD_OAUTH, error=True, sign=False)))
+def test_an_unsigned_error_response_carrying_a_token_is_not_a_token(stub):  # noqa: F811
+    stub.answer(200, signed_body(OAUTH_OK, protocol.METHOD_OAUTH, error=True, sign=False))
     with pytest.raises((litellm.BadRequestError, litellm.BadGatewayError)) as info:
         Gateway(settings()).call(protocol.METHOD_OAUTH, None, "oauth", extra={"grant_type": "authorization_code",
                                                                               "code": "c"})
     assert "unsigned" in str(info.value) and "tok-secret" not in str(info.value)
 
 
-@respx.mock
-def test_a_signed_token_node_is_accepted():
-    respx.post(url__startswith=URL).mock(return_value=httpx.Response(
-        200, content=signed_body(OAUTH_OK, protocol.METHOD_OAUTH)))
+def test_a_signed_token_node_is_accepted(stub):  # noqa: F811
+    stub.answer(200, signed_body(OAUTH_OK, protocol.METHOD_OAUTH))
     node = Gateway(settings()).call(protocol.METHOD_OAUTH, None, "oauth",
                                     extra={"grant_type": "authorization_code", "code": "c"})
     assert node["user_id"] == "2088000000000001"
 
 
-@respx.mock
-def test_a_token_of_another_user_is_refused():
-    respx.post(url__startswith=URL).mock(side_effect=[
-        httpx.Response(200, content=signed_body(OAUTH_OK, protocol.METHOD_OAUTH)),
-    ])
+def test_a_token_of_another_user_is_refused(stub):  # noqa: F811
+    stub.answer(200, signed_body(OAUTH_OK, protocol.METHOD_OAUTH))
     gateway = Gateway(settings())
     auth = UserAuth.from_params({"auth_code": "c-1"}, "2088000000000999", gateway.settings.app_id)
     with pytest.raises(litellm.AuthenticationError, match="tenant-mismatch"):
@@ -172,8 +163,7 @@ def capture():
 
 def _deployment(emulator) -> dict:
     return {"app_id": emulator.app_id, "app_private_key": emulator.app_private_key_path,
-            "alipay_public_key": emulator.alipay_public_key_path, "api_base": emulator.gateway_url,
-            "transport": "httpx"}
+            "alipay_public_key": emulator.alipay_public_key_path, "api_base": emulator.gateway_url}
 
 
 async def test_no_secret_in_any_log_record_or_callback_payload(alipay_emulator, capture, caplog):

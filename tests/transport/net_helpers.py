@@ -260,3 +260,152 @@ class BarrierServer:
         finally:
             self._set_open(-1)
             writer.close()
+
+
+# ------------------------------------------------------------------------------- canned answers
+class CannedServer:
+    """HTTP/1.1 that reads each request (head and ``Content-Length`` body) and writes ``answer`` bytes as
+    they are: a redirect, a header flood, a compressed bomb. ``requests`` counts the requests it read;
+    ``open`` the client connections not yet closed. Keeps connections alive unless ``close`` is set."""
+
+    def __init__(self, answer: bytes | Callable[[], bytes], close: bool = False) -> None:
+        self.answer = answer
+        self.close = close
+        self.requests = 0
+        self.open = 0
+        self._cond = threading.Condition()
+        self.server = ServerThread(self._handle)
+
+    def __enter__(self) -> CannedServer:
+        self.server.__enter__()
+        self.port = self.server.port
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)
+
+    def wait_open(self, k: int, timeout: float = 10.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.open == k, timeout)
+
+    def _set_open(self, delta: int) -> None:
+        with self._cond:
+            self.open += delta
+            self._cond.notify_all()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._set_open(+1)
+        try:
+            for _ in range(10_000):  # requests per connection, bounded
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+                self.requests += 1
+                answer = self.answer() if callable(self.answer) else self.answer
+                for at in range(0, len(answer), 1 << 20):
+                    writer.write(answer[at: at + (1 << 20)])
+                    await writer.drain()
+                if self.close:
+                    return
+        except ConnectionError:
+            pass
+        finally:
+            self._set_open(-1)
+            writer.close()
+
+
+def http_answer(status: str, headers: dict[str, str] | list[tuple[str, str]], body: bytes = b"") -> bytes:
+    """The bytes of one HTTP/1.1 response (``Content-Length`` added)."""
+    items = headers.items() if isinstance(headers, dict) else headers
+    head = "".join(f"{k}: {v}\r\n" for k, v in items) + f"Content-Length: {len(body)}\r\n"
+    return f"HTTP/1.1 {status}\r\n{head}\r\n".encode("latin-1") + body
+
+
+def make_self_signed(folder: Path, name: str = "127.0.0.1") -> Pki:
+    """A self-signed server certificate for ``name`` (an IP or a DNS name): what a private gateway pins."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    try:
+        san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        san = x509.DNSName(name)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([san]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = folder / "pinned.pem", folder / "pinned.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return Pki(cert_path, context)
+
+
+# ------------------------------------------------------------------------- a server in its own process
+BIG_ANSWER_SERVER = r'''
+import asyncio, sys
+n, size = int(sys.argv[1]), int(sys.argv[2])
+waiting, connections = [], [0]
+
+async def handle(reader, writer):
+    connections[0] += 1
+    number = connections[0]
+    try:
+        for _ in range(10_000):
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next((int(l.split(b":")[1]) for l in head.split(b"\r\n")
+                           if l.lower().startswith(b"content-length:")), 0)
+            await reader.readexactly(length)
+            released = asyncio.get_running_loop().create_future()
+            waiting.append(released)
+            if len(waiting) >= n:  # answer only once n requests are in flight: n connections at once
+                for future in waiting:
+                    future.set_result(None)
+                waiting.clear()
+            await asyncio.wait_for(released, 30)
+            body = b"%08d" % number + bytes(size - 8)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + body)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+        writer.close()
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+'''
+
+
+@contextlib.contextmanager
+def big_answer_server(n: int, size: int) -> Iterator[int]:
+    """A server in a child process (so its buffers are not this process's memory) answering every request
+    with ``size`` bytes that start with its connection's number, once ``n`` requests are in flight."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", BIG_ANSWER_SERVER, str(n), str(size)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        yield int(child.stdout.readline())
+    finally:
+        child.kill()
+        child.wait(10)

@@ -11,8 +11,7 @@ import threading
 
 import pytest
 
-from litellm_alipay.transport.h1 import H1Transport
-from litellm_alipay.transport.http import AiohttpTransport, HttpRequest, HttpxTransport, _HttpxAsyncAdapter
+from litellm_alipay.transport.http import AiohttpTransport, HttpRequest
 
 from .net_helpers import BarrierServer, make_ca
 
@@ -55,14 +54,11 @@ def _serve_tls_then_close_notify(pki, notified: threading.Event):
     return listener.getsockname()[1], seen, thread
 
 
-@pytest.mark.parametrize("kind", ["h1", "aiohttp"])
-async def test_tls_close_notify_on_an_idle_connection_means_dead(tmp_path, kind):
+async def test_tls_close_notify_on_an_idle_connection_means_dead(tmp_path):
     pki = make_ca(tmp_path)
     notified = threading.Event()
     port, seen, thread = _serve_tls_then_close_notify(pki, notified)
     transport = AiohttpTransport(pool_size=1, ssl_verify=str(pki.ca_path))
-    if kind == "h1":
-        transport = H1Transport(1, str(pki.ca_path), transport)
     request = HttpRequest(url=f"https://127.0.0.1:{port}/gateway.do", content=b"x=1", headers={},
                           read_timeout=5, connect_timeout=5)
     first = await transport.send(request)
@@ -91,18 +87,23 @@ def _stream_request(port: int) -> HttpRequest:
 
 
 def test_sync_stream_is_decoded(gzip_sse_server):
-    transport = HttpxTransport(2)
-    stream = transport.send(_stream_request(gzip_sse_server.port), stream=True)
-    try:
-        assert b"".join(stream) == SSE
-    finally:
-        stream.close()
-        transport.close()
+    """The sync path drives the async stack on the sync driver's loop (``sync_driver.py``)."""
+    from litellm_alipay.transport.sync_driver import SYNC
+
+    async def read() -> bytes:
+        transport = AiohttpTransport(2)
+        stream = await transport.send(_stream_request(gzip_sse_server.port), stream=True)
+        try:
+            return b"".join([part async for part in stream])
+        finally:
+            await stream.aclose()
+            await transport.aclose()
+
+    assert SYNC.run(read()) == SSE
 
 
-@pytest.mark.parametrize("kind", ["aiohttp", "httpx"])
-async def test_async_stream_is_decoded(gzip_sse_server, kind):
-    transport = AiohttpTransport(2) if kind == "aiohttp" else _HttpxAsyncAdapter(HttpxTransport(2))
+async def test_async_stream_is_decoded(gzip_sse_server):
+    transport = AiohttpTransport(2)
     stream = await transport.send(_stream_request(gzip_sse_server.port), stream=True)
     try:
         assert b"".join([part async for part in stream]) == SSE

@@ -1,4 +1,4 @@
-"""Item 3: ``pool_size`` is the keep-alive pool, not a concurrency cap, on both transports.
+"""Item 3: ``pool_size`` is the keep-alive pool, not a concurrency cap.
 
 A burst of 6 calls against a pool of 2, at a server that answers only once all 6 are in flight at the
 same time: with a cap the burst can never complete (the server gives up with 503, the sync client used
@@ -11,13 +11,8 @@ import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
-import litellm
-import pytest
-
-from litellm_alipay.errors import LocalOverloadError, local_error
-from litellm_alipay.transport.h1 import H1Transport
-from litellm_alipay.transport.http import AiohttpTransport, HttpRequest, HttpxTransport, _HttpxAsyncAdapter, _map_httpx
+from litellm_alipay.transport.http import AiohttpTransport, HttpRequest
+from litellm_alipay.transport.sync_driver import SYNC
 
 from .net_helpers import BarrierServer
 
@@ -29,36 +24,25 @@ def _request(port: int) -> HttpRequest:
                        read_timeout=10, connect_timeout=1)
 
 
-@pytest.mark.parametrize("kind", ["h1", "aiohttp", "httpx"])
-async def test_async_burst_beyond_pool_size_opens_connections_and_keeps_only_the_pool(kind):
+async def test_async_burst_beyond_pool_size_opens_connections_and_keeps_only_the_pool():
     with BarrierServer(BURST) as server:
-        transport = {"h1": lambda: H1Transport(POOL, None, AiohttpTransport(POOL)),
-                     "aiohttp": lambda: AiohttpTransport(POOL),
-                     "httpx": lambda: _HttpxAsyncAdapter(HttpxTransport(POOL))}[kind]()
+        transport = AiohttpTransport(POOL)
         answers = await asyncio.gather(*(transport.send(_request(server.port)) for _ in range(BURST)))
         assert [a.status for a in answers] == [200] * BURST
         assert len({json.loads(a.content)["connection"] for a in answers}) == BURST  # 6 connections at once
         assert await asyncio.to_thread(server.wait_open, POOL)  # the extra 4 were closed once idle
         again = await transport.send(_request(server.port))
         assert again.status == 200 and server.connections == BURST  # reused a pooled one
-        await (transport._inner.aclose() if kind == "httpx" else transport.aclose())
+        await transport.aclose()
 
 
 def test_sync_burst_beyond_pool_size_is_not_a_connect_timeout():
+    """Sync callers in threads share the sync driver's loop and its one pool."""
     with BarrierServer(BURST) as server:
-        transport = HttpxTransport(POOL)
+        transport = AiohttpTransport(POOL)
         with ThreadPoolExecutor(BURST) as pool:
-            answers = list(pool.map(lambda _: transport.send(_request(server.port)), range(BURST)))
+            answers = list(pool.map(lambda _: SYNC.run(transport.send(_request(server.port))), range(BURST)))
         assert [a.status for a in answers] == [200] * BURST
         assert server.wait_open(POOL)
-        transport.close()
+        SYNC.run(transport.aclose())
         assert server.wait_open(0)
-
-
-def test_local_queueing_is_its_own_error_never_a_gateway_timeout():
-    """If a pool ever has to queue (httpx's PoolTimeout), the error says so: not a 408, not the gateway's."""
-    mapped = _map_httpx(httpx.PoolTimeout("pool"))
-    assert isinstance(mapped, LocalOverloadError) and mapped.sent is False
-    exc = local_error(mapped, model="m")
-    assert isinstance(exc, litellm.RateLimitError) and not isinstance(exc, litellm.Timeout)
-    assert exc.alipay_code == "local-overload"

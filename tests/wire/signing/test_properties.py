@@ -7,8 +7,8 @@ from alipay.aop.api.util.SignatureUtils import get_sign_content, verify_with_rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from litellm_alipay import protocol
 from litellm_alipay.errors import SignatureError
+from litellm_alipay.wire import protocol
 from litellm_alipay.wire.signing import (
     build_sign_content,
     generate_private_key,

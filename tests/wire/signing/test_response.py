@@ -10,8 +10,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from litellm_alipay import protocol
 from litellm_alipay.errors import SignatureError
+from litellm_alipay.wire import protocol
 from litellm_alipay.wire.signing import (
     CertKeyRing,
     aes_decrypt,

@@ -10,13 +10,13 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ProtocolError, SignatureError, gateway_error
-from ..wire import protocol
-from ..wire.signing import rsa_verify
-from . import diagnosis
+from ...errors import ProtocolError, SignatureError, gateway_error
+from ...wire import protocol
+from ...wire.signing import rsa_verify
+from .. import diagnosis
 
 if TYPE_CHECKING:
-    from ..settings import AlipaySettings
+    from ...settings import AlipaySettings
 
 
 class StreamVerifier:
