@@ -29,6 +29,7 @@ from ..errors import PROVIDER, AlipayError, ProtocolError, ReadTimeoutError, loc
 from ..resilience.adaptive import get_pacer
 from ..resilience.guards import Guards, deadline_after
 from ..transforms import ant_ling as shapes
+from ..transforms.params import dropped_report
 from ..transforms.structured import check_structured
 from ..transport.http import HttpRequest, HttpResponse, async_transport
 from ..transport.sync_driver import SYNC
@@ -271,7 +272,7 @@ class AntLing:
 
 
 def _priced(response: ModelResponse, cost: Cost) -> ModelResponse:
-    return with_cost(response, cost)
+    return dropped_report(with_cost(response, cost))
 
 
 ANT_LING = AntLing()

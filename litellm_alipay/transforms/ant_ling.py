@@ -28,7 +28,7 @@ from litellm.types.utils import Delta, GenericStreamingChunk, ModelResponse, Mod
 
 from ..catalogue import ModelSpec
 from ._errors import bad_request
-from .params import NO_OP_DEFAULTS, triage
+from .params import NO_OP_DEFAULTS, begin_request, triage
 from .stream import StreamTransformer
 from .structured import response_schema, with_instruction
 
@@ -116,6 +116,7 @@ def chat_request(model: str, spec: ModelSpec, messages: list[Any], params: Mappi
                  drop_params: bool = False, stream: bool = False) -> dict[str, Any]:
     """The JSON body for ``POST /chat/completions``. Raises ``BadRequestError`` for malformed input and
     ``UnsupportedParamsError`` for a parameter the endpoint lacks (unless ``drop_params``)."""
+    begin_request()
     renamed = dict(params)
     for old, new in QUIRKS["param_mappings"].items():
         if renamed.get(old) is not None:
