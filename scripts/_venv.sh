@@ -30,7 +30,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 STAMP="$VENV/.installed-$( { cat "$ROOT/pyproject.toml"; echo "$LITELLM_REQ"; } | python3 -c 'import sys,hashlib;print(hashlib.sha1(sys.stdin.buffer.read()).hexdigest()[:12])')$EXTRAS"
 if [ ! -f "$STAMP" ] && [ -z "${LITELLM_ALIPAY_NO_INSTALL:-}" ]; then
-  _step "installing litellm-alipay$EXTRAS and its dependencies into $VENV (once; about 2 minutes the first time)"
+  _step "installing litellm-alipay$EXTRAS and its dependencies into $VENV (once: minutes the first time; pip lists each package, then installs them all)"
   _pip -e "$ROOT$EXTRAS"
   if [ -n "$LITELLM_REQ" ]; then
     _step "installing $LITELLM_REQ"
