@@ -229,7 +229,7 @@ class AlipayLLM(CustomLLM):
         # billed, whatever the structure check says; a replay costs nothing
         cost = REPLAY_COST if replayed else gateway.chat_cost(node.get("usage") or {}, node.get("actions"))
         transforms.check_structured(model, biz, response.choices[0].message.content if response.choices else None)
-        return _with_cost(response, cost)
+        return transforms.dropped_report(_with_cost(response, cost))
 
     @timed
     async def acompletion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
@@ -249,7 +249,7 @@ class AlipayLLM(CustomLLM):
         # billed, whatever the structure check says; a replay costs nothing
         cost = REPLAY_COST if replayed else await gateway.achat_cost(node.get("usage") or {}, node.get("actions"))
         transforms.check_structured(model, biz, response.choices[0].message.content if response.choices else None)
-        return _with_cost(response, cost)
+        return transforms.dropped_report(_with_cost(response, cost))
 
     @timed
     def streaming(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
@@ -324,6 +324,8 @@ class AlipayLLM(CustomLLM):
         batches = transforms.embed_biz_contents(
             model, input, request, drop_params=self._drop_params(litellm_params)
         )
+        proxied = (litellm_params or {}).get("proxy_server_request") or {}
+        transforms.note_dropped_by_litellm(proxied.get("body") or {})  # LiteLLM dropped them before us
         return gateway, batches
 
     @timed
@@ -336,7 +338,8 @@ class AlipayLLM(CustomLLM):
         deadline = gateway.deadline_for(_seconds(timeout))  # one deadline for every batch
         nodes = [gateway.call(protocol.METHOD_EMBED, biz, model, deadline=deadline) for biz in batches]
         response = transforms.embedding_response(nodes, model_response, model)
-        return _with_cost(response, gateway.embedding_cost([n.get("usage") or {} for n in nodes]))
+        return transforms.dropped_report(
+            _with_cost(response, gateway.embedding_cost([n.get("usage") or {} for n in nodes])))
 
     @timed
     async def aembedding(self, model: str, input: list, model_response: EmbeddingResponse,
@@ -349,7 +352,8 @@ class AlipayLLM(CustomLLM):
         nodes = await asyncio.gather(*[gateway.acall(protocol.METHOD_EMBED, biz, model, deadline=deadline)
                                        for biz in batches])
         response = transforms.embedding_response(list(nodes), model_response, model)
-        return _with_cost(response, await gateway.aembedding_cost([n.get("usage") or {} for n in nodes]))
+        return transforms.dropped_report(
+            _with_cost(response, await gateway.aembedding_cost([n.get("usage") or {} for n in nodes])))
 
 
 async def _settle_actions(gateway: Gateway, slot: Slot, node: dict[str, Any], model: str) -> None:

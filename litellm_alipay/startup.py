@@ -4,8 +4,9 @@ LiteLLM builds a custom provider's settings only when a request arrives, so a mi
 malformed key would let ``litellm --config`` start cleanly and fail later. When the proxy imports the
 handler (``custom_provider_map``), this module reads the proxy's config file, resolves its
 ``os.environ/…`` references, validates every ``alipay/…`` deployment's settings exactly as a request
-would, and logs one WARNING per broken deployment naming it, its setting and the fix. The proxy still
-starts (other deployments may be fine); nothing is sent anywhere.
+would (each with its own backend's rules: the gateway's or Ant Ling's), and logs one WARNING per broken
+deployment naming it, its setting and the fix. The proxy still starts (other deployments may be fine);
+nothing is sent anywhere.
 """
 
 from __future__ import annotations
@@ -28,21 +29,36 @@ def _resolve(value: Any) -> Any:
     return value
 
 
-def deployment_problems(model_list: list[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """``(deployment, problem)`` for every ``alipay/…`` deployment whose settings do not build."""
+def _build(model: str, params: Mapping[str, Any]) -> None:
+    """Build one deployment's settings with its own backend's builder, as its first request would.
+
+    Which backend serves it (the gateway or Ant Ling) is decided as the provider decides it
+    (``backend_for``): an Ant Ling deployment has no ``/gateway.do`` and no app keys, and judging it by
+    the gateway's rules would report a working deployment as broken.
+    """
+    from .backends.ant_ling_settings import BACKEND_ANT_LING, backend_for, build_ant_ling_settings
     from .settings import build_settings, split_params
 
+    given, _ = split_params(params)
+    if backend_for(model, given) == BACKEND_ANT_LING:
+        build_ant_ling_settings(given)
+    else:
+        build_settings(given)
+
+
+def deployment_problems(model_list: list[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """``(deployment, problem)`` for every ``alipay/…`` deployment whose settings do not build."""
     problems = []
     for position, entry in enumerate(model_list or []):
         params = entry.get("litellm_params") or {}
-        if not str(params.get("model", "")).startswith("alipay/"):
+        model = str(params.get("model", ""))
+        if not model.startswith("alipay/"):
             continue
-        name = f"{entry.get('model_name', '?')} ({params.get('model')}, model_list[{position}])"
+        name = f"{entry.get('model_name', '?')} ({model}, model_list[{position}])"
         missing = [f"{k} reads {v.split('/', 1)[1]}, which is not set" for k, v in params.items()
                    if isinstance(v, str) and v.startswith("os.environ/") and _resolve(v) is None]
-        given, _ = split_params({k: _resolve(v) for k, v in params.items()})
         try:
-            build_settings(given)
+            _build(model.split("/", 1)[1], {k: _resolve(v) for k, v in params.items()})
         except ConfigurationError as exc:
             detail = f"setting {exc.setting!r} {exc.problem}"
             problems.append((name, "; ".join([detail, *missing])))

@@ -10,6 +10,9 @@ Two jobs the provider cannot do from inside one deployment's call:
   per-call parameters (user credentials, ``allowed_actions``, ``out_request_no``) from a call to any
   other provider's deployment, so a fallback to OpenAI, Claude or a regional model never receives them.
 
+And one for LiteLLM's own gate (``async_post_call_failure_hook``): a refused key or body field is answered
+401/400 with what to do, not 400 "No connected db." or a plain-text 500 (``proxy_refusals.py``).
+
 The provider refuses settings in a proxy body by itself too (``trust.refuse_client_settings``), so a
 config without this callback fails closed, not open.
 """
@@ -20,7 +23,7 @@ from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from . import trust
+from . import proxy_refusals, trust
 from .errors import PROVIDER, AlipayError
 
 
@@ -44,6 +47,15 @@ class AlipayTrustBoundary(CustomLogger):
         trust.move_client_actions(data)
         trust.stash_credentials(data)
         return data
+
+    async def async_post_call_failure_hook(self, request_data: dict, original_exception: Exception,
+                                           user_api_key_dict: Any, traceback_str: str | None = None) -> Any:
+        answer = proxy_refusals.refusal(original_exception, request_data)
+        if answer is None:
+            return None
+        from fastapi import HTTPException
+
+        return HTTPException(status_code=answer[0], detail=answer[1])
 
     async def async_pre_call_deployment_hook(self, kwargs: dict[str, Any], call_type: Any) -> dict | None:
         if _is_alipay(kwargs):

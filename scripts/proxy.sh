@@ -34,8 +34,8 @@ export REGIONAL_API_BASE="${ALIPAY_EMULATOR_URL}/v1" REGIONAL_API_KEY=unused
 
 litellm --config "$ROOT/config/litellm.yaml" --host 127.0.0.1 --port "$PROXY_PORT" &
 PROXY_PID=$!
-python - "$PROXY_PORT" "$PROXY_PID" <<'PY'
-import os, sys, time, urllib.request
+MODELS="$(python - "$PROXY_PORT" "$PROXY_PID" <<'PY'
+import json, os, sys, time, urllib.request
 port, pid = sys.argv[1], int(sys.argv[2])
 deadline = time.monotonic() + 120
 while time.monotonic() < deadline:
@@ -45,15 +45,24 @@ while time.monotonic() < deadline:
         sys.exit("the proxy exited; its output is above")
     try:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health/liveliness", timeout=2).read()
-        sys.exit(0)
+        break
     except OSError:
         time.sleep(0.2)
-sys.exit("the proxy did not answer within 120 s")
+else:
+    sys.exit("the proxy did not answer within 120 s")
+# what it serves, as a client sees it: the model groups of /v1/models
+request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/models",
+                                 headers={"Authorization": "Bearer " + os.environ["LITELLM_MASTER_KEY"]})
+with urllib.request.urlopen(request, timeout=30) as answer:
+    print(", ".join(dict.fromkeys(model["id"] for model in json.load(answer)["data"])))
 PY
+)"
 cat <<MSG
 
-The LiteLLM proxy is ready on http://127.0.0.1:$PROXY_PORT (models: fin-chat, fin-chat-lite, fin-embed,
-general-chat), in front of the Alipay gateway emulator on $ALIPAY_EMULATOR_URL. Try:
+The LiteLLM proxy is ready on http://127.0.0.1:$PROXY_PORT, in front of the Alipay gateway emulator on
+$ALIPAY_EMULATOR_URL.
+Models: $MODELS
+Try:
 
 curl -s http://127.0.0.1:$PROXY_PORT/v1/chat/completions -H "Authorization: Bearer $LITELLM_MASTER_KEY" -H "Content-Type: application/json" -d '{"model": "fin-chat", "messages": [{"role": "user", "content": "hello"}]}'
 

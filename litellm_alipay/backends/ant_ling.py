@@ -29,6 +29,8 @@ from ..errors import PROVIDER, AlipayError, ProtocolError, ReadTimeoutError, loc
 from ..resilience.adaptive import get_pacer
 from ..resilience.guards import Guards, deadline_after
 from ..transforms import ant_ling as shapes
+from ..transforms.params import dropped_report
+from ..transforms.structured import check_structured
 from ..transport.http import HttpRequest, HttpResponse, transport_for
 from ..transport.sync_driver import SYNC
 from ..transport.timing import clock, exchanged
@@ -242,6 +244,7 @@ class AntLing:
         spec, body = self._body(model, messages, request, drop_params, stream=False)
         answer = await backend.acall(body, model, self._tenant(backend, request, model), timeout)
         response = shapes.model_response(answer, model_response)
+        check_structured(model, body, response.choices[0].message.content if response.choices else None)
         return _priced(response, backend.cost(spec, answer.get("usage") or {}))
 
     def streaming(self, backend: AntLingBackend, request: dict[str, Any], *, model: str, messages: list,
@@ -256,6 +259,7 @@ class AntLing:
         async for chunk in backend.astream(body, model, self._tenant(backend, request, model), timeout):
             for out in tally.release(transformer.all_chunks(chunk), chunk):  # type: ignore[arg-type]
                 yield out
+        check_structured(model, body, "".join(transformer.text) if transformer.text else None)
         for out in tally.finish(backend.cost(spec, transformer.usage or {})):
             yield out
 
@@ -268,7 +272,7 @@ class AntLing:
 
 
 def _priced(response: ModelResponse, cost: Cost) -> ModelResponse:
-    return with_cost(response, cost)
+    return dropped_report(with_cost(response, cost))
 
 
 ANT_LING = AntLing()

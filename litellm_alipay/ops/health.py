@@ -34,7 +34,7 @@ import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from ..errors import ConfigurationError
 from ..settings import ENV, AlipaySettings, build_settings, raw_value, read_key_text
 from ..wire.signing import PrivateKey, PublicKey, check_key_pair, load_private_key, load_public_key
 from ..wire.signing._certs import PEM_CERT
-from .check_result import CheckResult, fail, failed, ok, warn
+from .check_result import CheckResult, error_text, fail, failed, ok, warn
 
 WARN_DAYS = 30
 DEFAULT_MODEL = "ant-fin-embed"
@@ -95,7 +95,7 @@ def not_own_key_check(private_key: PrivateKey, alipay_key: PublicKey, name: str)
     if check_key_pair(private_key, alipay_key):
         return fail(name, "is the app's own public key; configure Alipay's public key (支付宝公钥) "
                           "from the console instead")
-    return ok(name, _describe(alipay_key))
+    return ok(name, f"{_describe(alipay_key)}, not the app's own key (the gateway call tests it is Alipay's)")
 
 
 # ---------------------------------------------------------------------------------- certificates
@@ -264,25 +264,95 @@ def _size_result(name: str, key: PublicKey | PrivateKey, detail: str) -> CheckRe
 
 
 # ---------------------------------------------------------------------------------- gateway call
+#: The gateway's answers that say it could not verify *our* request's signature (v2 sub_code, v3 code).
+REQUEST_SIGNATURE_REFUSED = frozenset({"isv.invalid-signature", "invalid-signature"})
+#: Other refusals whose cause is one setting of the deployment: the setting, and what to do.
+_REFUSED_SETTING = {
+    "isv.invalid-app-id": ("app_id", "is not an app of this gateway (sandbox and production ids differ)"),
+    "isv.invalid-app-cert-sn": ("app_cert", "is not the app certificate Alipay has for this app_id: download "
+                                            "it again from the console"),
+    "isv.invalid-alipay-root-cert-sn": ("alipay_root_cert", "is not Alipay's root certificate bundle: "
+                                                            "download alipayRootCert.crt again from the console"),
+}
+
+
 def gateway_check(settings: AlipaySettings, model: str = DEFAULT_MODEL, timeout: float = 10.0) -> CheckResult:
     """One signed ``alipay.cloud.ai.embed`` call: the gateway verifies our signature and we verify its
-    answer, so both key halves and the certificate SNs are exercised end to end."""
-    from ..backends.gateway import Gateway
-    from ..wire import protocol
+    answer, so both key halves and the certificate SNs are exercised end to end. The first finding of
+    ``gateway_checks``."""
+    return gateway_checks(settings, model, timeout)[0]
 
+
+def gateway_checks(settings: AlipaySettings, model: str = DEFAULT_MODEL, timeout: float = 10.0
+                   ) -> list[CheckResult]:
+    """The signed test call, and when it fails, which setting is at fault.
+
+    A signature can fail on either side, and the fix is in a different setting for each: the gateway
+    refusing our request's signature (``isv.invalid-signature``; v3 ``invalid-signature``) means the app
+    key; our failing to verify the gateway's answer means Alipay's public key (or certificate). When our
+    verification fails, the call is made once more without it, only to read what the gateway said: a
+    well-formed answer proves the key we verify with is the wrong one, and a refusal in it names the
+    other side too (both keys wrong). Nothing from that unverified answer is used but its error code.
+    """
     name = "gateway call"
     started = time.perf_counter()
     try:
-        node = Gateway(settings).call(protocol.METHOD_EMBED, {"model": model, "input": ["ping"]}, model,
-                                      timeout=timeout)
+        node = _embed(settings, model, timeout)
     except Exception as exc:  # every failure of the call is the finding, whatever its class
-        text = " ".join(str(exc).split())
-        return fail(name, f"{type(exc).__name__}: {text[:300]}")
+        if getattr(exc, "alipay_code", None) != "unverified-response" or not settings.verify_response:
+            return [_refusal(name, exc, settings)]
+        try:
+            _embed(replace(settings, verify_response=False), model, timeout)
+        except Exception as unverified_exc:  # what the gateway said, read without verifying it
+            if getattr(unverified_exc, "sub_code", None) in REQUEST_SIGNATURE_REFUSED:
+                return [_response_key_failure(name, settings, "its refusal below"),
+                        _refusal(name, unverified_exc, settings)]
+            return [_refusal(name, exc, settings)]  # not a well-formed answer either: say what we saw
+        return [_response_key_failure(name, settings, "its answer")]
     ms = (time.perf_counter() - started) * 1000
     if not node.get("data"):
-        return fail(name, "signed answer verified but it holds no embedding")
-    return ok(name, f"signed embed call to {settings.gateway_url} verified "
-                    f"(trace_id={node.get('trace_id')}, {ms:.0f} ms)")
+        return [fail(name, "signed answer verified but it holds no embedding")]
+    return [ok(name, f"signed embed call to {settings.gateway_url} verified "
+                     f"(trace_id={node.get('trace_id')}, {ms:.0f} ms)")]
+
+
+def _embed(settings: AlipaySettings, model: str, timeout: float) -> dict[str, Any]:
+    from ..backends.gateway import Gateway
+    from ..wire import protocol
+
+    return Gateway(settings).call(protocol.METHOD_EMBED, {"model": model, "input": ["ping"]}, model,
+                                  timeout=timeout)
+
+
+def _response_key_failure(name: str, settings: AlipaySettings, what: str) -> CheckResult:
+    if settings.cert_ring is not None:
+        setting, key = "alipay_public_cert", "Alipay's public key certificate (alipayCertPublicKey_RSA2.crt)"
+    else:
+        setting, key = "alipay_public_key", "Alipay's public key (支付宝公钥)"
+    shown = f" ({fingerprint(settings.alipay_public_key)})" if settings.alipay_public_key is not None else ""
+    return fail(name, f"setting {setting}{shown} is not {key} for app_id {settings.app_id}: the gateway "
+                      f"answered, but the signature of {what} does not verify with it. Fix: copy {key} from "
+                      "the Alipay console (开发设置 → 接口加签方式) of this app and environment (sandbox and "
+                      "production keys differ) — not the app's own public key")
+
+
+def _refusal(name: str, exc: BaseException, settings: AlipaySettings) -> CheckResult:
+    """A failed call as one line: the setting at fault when the gateway's answer names it, else the error
+    itself (its text from the network bounded, our own fix hint after it never cut)."""
+    sub_code = getattr(exc, "sub_code", None)
+    trace = f", trace_id={exc.trace_id}" if getattr(exc, "trace_id", None) else ""  # type: ignore[attr-defined]
+    if sub_code in REQUEST_SIGNATURE_REFUSED:
+        own = "app_cert" if settings.cert_ring is not None else "app public key"
+        return fail(name, f"setting app_private_key ({fingerprint(settings.app_private_key)}) does not sign as "
+                          f"app_id {settings.app_id}: the gateway refused our request's signature ({sub_code}"
+                          f"{trace}), so it is not the private half of the {own} registered in the Alipay "
+                          "console. Fix: configure that private key, or upload this one's public key (`litellm-"
+                          "alipay keygen` makes a new pair); `litellm-alipay check --app-public-key <the key "
+                          "uploaded in the console>` compares them")
+    if sub_code in _REFUSED_SETTING:
+        setting, problem = _REFUSED_SETTING[sub_code]
+        return fail(name, f"setting {setting} {problem} (the gateway answered {sub_code}{trace})")
+    return fail(name, error_text(exc))
 
 
 # ------------------------------------------------------------------------------------------ run
@@ -341,7 +411,7 @@ def run_checks(given: Mapping[str, Any], options: CheckOptions = CheckOptions(),
         results.extend(extra_key_checks(path, private, now, options.warn_days))
 
     if options.call and settings is not None:
-        results.append(gateway_check(settings, options.model, options.timeout))
+        results.extend(gateway_checks(settings, options.model, options.timeout))
     return results
 
 

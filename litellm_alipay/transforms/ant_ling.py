@@ -9,7 +9,9 @@ only apply them. What they encode (``../shared/reference/ANT_LING.md`` §2, §5)
 - ``temperature`` lives in [0, 1] and ``top_p`` in (0, 1]: larger values are clamped, as LiteLLM clamps
   for its JSON-configured providers (``constraints.temperature_max``);
 - reasoning: Ring models take ``reasoning: {"effort": "high"|"xhigh"}`` (no "off": ``none`` omits it);
-  hybrid Ling-3 models take ``thinking: {"type": "enabled"|"disabled"}``.
+  hybrid Ling-3 models take ``thinking: {"type": "enabled"|"disabled"}``;
+- ``json_schema``: no schema parameter is documented, so the gateway's way is taken — the schema in a system
+  message, ``json_object`` on the wire, the answer validated (``structured.py``).
 
 Answers are OpenAI's shape with ``reasoning_content`` beside ``content``; LiteLLM's own converter builds
 the ``ModelResponse`` (reasoning, cached and reasoning token details included), and streamed deltas become
@@ -26,8 +28,9 @@ from litellm.types.utils import Delta, GenericStreamingChunk, ModelResponse, Mod
 
 from ..catalogue import ModelSpec
 from ._errors import bad_request
-from .params import NO_OP_DEFAULTS, triage
+from .params import NO_OP_DEFAULTS, begin_request, triage
 from .stream import StreamTransformer
+from .structured import response_schema, with_instruction
 
 QUIRKS: Mapping[str, Any] = {
     "param_mappings": {"max_completion_tokens": "max_tokens"},
@@ -94,6 +97,10 @@ def _reasoning(model: str, spec: ModelSpec, params: Mapping[str, Any], drop_para
 
 
 def _response_format(model: str, spec: ModelSpec, value: Any, drop_params: bool) -> dict[str, Any]:
+    """The wire's ``response_format``. A ``json_schema`` goes as ``json_object``: the endpoint documents no
+    schema parameter (ANT_LING.md §2) and answered plain text to one, so the schema travels in the prompt
+    (``with_instruction``) and the answer is validated on its way back (``structured.check_structured``),
+    as on the gateway."""
     kind = value.get("type") if isinstance(value, Mapping) else None
     if kind == "text" or value is None:
         return {}
@@ -102,20 +109,25 @@ def _response_format(model: str, spec: ModelSpec, value: Any, drop_params: bool)
         return {}
     if kind not in ("json_object", "json_schema"):
         raise bad_request(model, f"response_format.type {kind!r} is not supported (json_object, json_schema)")
-    return {"response_format": dict(value)}
+    return {"response_format": {"type": "json_object"}}
 
 
 def chat_request(model: str, spec: ModelSpec, messages: list[Any], params: Mapping[str, Any], *,
                  drop_params: bool = False, stream: bool = False) -> dict[str, Any]:
     """The JSON body for ``POST /chat/completions``. Raises ``BadRequestError`` for malformed input and
     ``UnsupportedParamsError`` for a parameter the endpoint lacks (unless ``drop_params``)."""
+    begin_request()
     renamed = dict(params)
     for old, new in QUIRKS["param_mappings"].items():
         if renamed.get(old) is not None:
             renamed[new] = renamed.pop(old)
     supported = (*QUIRKS["pass_through"], "response_format", "stream", *_REASONING_PARAMS)
     triage(model, renamed, supported, drop_params=drop_params, ignore=QUIRKS["never_send"], no_op=NO_OP_DEFAULTS)
-    body: dict[str, Any] = {"model": model, "messages": _messages(model, messages)}
+    converted = _messages(model, messages)
+    requested = response_schema(model, renamed.get("response_format")) if spec.response_schema else None
+    if requested is not None:  # the schema travels in the prompt; the answer is checked against it
+        converted = with_instruction(converted, requested)
+    body: dict[str, Any] = {"model": model, "messages": converted}
     limits = QUIRKS["constraints"]
     for name in QUIRKS["pass_through"]:
         value = renamed.get(name)

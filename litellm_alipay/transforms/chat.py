@@ -22,7 +22,7 @@ from litellm.types.utils import (
 )
 
 from .messages import convert_messages
-from .params import chat_params
+from .params import begin_request, chat_params
 from .structured import response_schema, with_instruction
 
 FINISH_REASONS = {
@@ -46,6 +46,7 @@ def chat_biz_content(
     Raises ``litellm.BadRequestError`` for content Alipay cannot carry and
     ``litellm.UnsupportedParamsError`` for unsupported parameters unless ``drop_params``.
     """
+    begin_request()
     fields = chat_params(model, params, drop_params=drop_params, ignore=ignore)
     converted = convert_messages(model, messages)
     requested = response_schema(model, params.get("response_format"))

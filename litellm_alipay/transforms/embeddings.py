@@ -13,7 +13,7 @@ from litellm.types.utils import EmbeddingResponse, Usage
 
 from ..wire.protocol import EMBED_BATCH
 from ._errors import bad_request
-from .params import embed_params
+from .params import begin_request, dropped, embed_params
 
 MAX_INPUT_CHARS = 8192
 
@@ -36,6 +36,17 @@ def _inputs(model: str, input: Any) -> list[str]:
     return items
 
 
+#: Embedding parameters a client may send that B2 cannot honour, with the values that ask for nothing.
+#: LiteLLM drops them for a custom provider under ``drop_params`` before the provider runs; a proxy
+#: request's body still shows them (``note_dropped_by_litellm``).
+UNHONOURED: Mapping[str, tuple[Any, ...]] = {"dimensions": (None,), "encoding_format": (None, "float")}
+
+
+def note_dropped_by_litellm(client_body: Mapping[str, Any]) -> None:
+    """Record what the client's own body asked for that no answer will carry (fixed-size float vectors)."""
+    dropped(*(name for name, nothing in UNHONOURED.items() if client_body.get(name) not in nothing))
+
+
 def embed_biz_contents(
     model: str,
     input: str | list[str],
@@ -45,6 +56,7 @@ def embed_biz_contents(
     ignore: Iterable[str] = (),
 ) -> list[dict]:
     """One B2 ``biz_content`` per batch of at most ``EMBED_BATCH`` strings, in input order."""
+    begin_request()
     fields = embed_params(model, params, drop_params=drop_params, ignore=ignore)
     items = _inputs(model, input)
     return [

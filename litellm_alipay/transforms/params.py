@@ -3,14 +3,18 @@
 Whitelist, never wholesale: each parameter B1 knows has a mapper below; every other key is either a
 LiteLLM internal (ignored), an OpenAI parameter at its no-op default (ignored: it changes nothing), or
 unsupported — then LiteLLM's convention applies: ``UnsupportedParamsError`` naming it, unless
-``drop_params`` is true, when it is dropped silently. Unknown keys count as unsupported, so a typo or a
-gateway setting that leaked into ``optional_params`` is reported instead of being sent to Alipay.
+``drop_params`` is true, when it is dropped — and the answer says so: ``dropped_report`` names every
+dropped parameter for the provider to put in the response's ``x-litellm-alipay-dropped-params`` header
+(a client asking ``n=2`` or ``logprobs`` must be able to tell it got neither). Unknown keys count as
+unsupported, so a typo or a gateway setting that leaked into ``optional_params`` is reported instead of
+being sent to Alipay.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from litellm.types.utils import all_litellm_params
@@ -41,6 +45,12 @@ NO_OP_DEFAULTS: Mapping[str, tuple[Any, ...]] = {
     "parallel_tool_calls": (True,),
     "modalities": (["text"],),
 }
+
+#: The response header naming the parameters a request asked for that ``drop_params`` dropped.
+DROPPED_HEADER = "x-litellm-alipay-dropped-params"
+#: The parameters dropped so far in this call (a context variable: one per request task, and reset by
+#: ``begin_request`` where a request's transform starts, so a Router retry does not inherit them).
+_DROPPED: ContextVar[tuple[str, ...]] = ContextVar("litellm_alipay_dropped_params", default=())
 
 _TOOL_CHOICE_STRINGS = frozenset({"auto", "none", "required"})
 OUT_REQUEST_NO_MAX = 64
@@ -95,6 +105,30 @@ def triage(
     ]
     if bad and not drop_params:
         raise unsupported(model, bad)
+    if bad:
+        dropped(*bad)
+
+
+def begin_request() -> None:
+    """A request's transform starts: nothing dropped yet."""
+    _DROPPED.set(())
+
+
+def dropped(*names: str) -> None:
+    """Record parameters this call asked for and will not get (``drop_params``)."""
+    _DROPPED.set(tuple(dict.fromkeys((*_DROPPED.get(), *names))))
+
+
+def dropped_report(response: Any) -> Any:
+    """Name the call's dropped parameters in ``response``'s headers (LiteLLM's proxy sends a response's
+    ``_hidden_params["additional_headers"]`` to the client); the response unchanged when none were."""
+    names = _DROPPED.get()
+    hidden = getattr(response, "_hidden_params", None)
+    if names and isinstance(hidden, dict):
+        headers = dict(hidden.get("additional_headers") or {})
+        headers[DROPPED_HEADER] = ",".join(names)
+        hidden["additional_headers"] = headers
+    return response
 
 
 # --------------------------------------------------------------------------------------------- chat

@@ -1,5 +1,6 @@
 """The newcomer's path: ``bash scripts/proxy.sh`` starts the emulator and the proxy with the shipped config,
-and the curl and OpenAI SDK lines it prints work as printed."""
+lists every model group it serves, warns about no working deployment, and the curl and OpenAI SDK lines it
+prints work as printed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from .proxy_process import ROOT, free_port
 
@@ -32,6 +35,12 @@ def test_proxy_script_prints_working_calls(tmp_path):
             if len(calls) == 2:
                 break
         assert len(calls) == 2, "".join(output[-40:])
+        text = "".join(output)
+        assert "will fail every request" not in text, text  # the Ant Ling deployments work: no false alarm
+        config = yaml.safe_load((ROOT / "config" / "litellm.yaml").read_text())
+        groups = [entry["model_name"] for entry in config["model_list"]]
+        listed = next(line for line in output if line.startswith("Models: ")).removeprefix("Models: ")
+        assert listed.strip().split(", ") == groups
         curl = subprocess.run(["bash", "-c", calls["curl"]], capture_output=True, text=True, timeout=60)
         assert json.loads(curl.stdout)["choices"][0]["message"]["content"] == "You said: hello"
         sdk = subprocess.run(["bash", "-c", calls["python -c"]], capture_output=True, text=True, timeout=60,

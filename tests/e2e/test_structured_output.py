@@ -88,3 +88,39 @@ def test_json_object_unchanged(deployment):
     reply = litellm.completion(model="alipay/ant-fin-chat", response_format={"type": "json_object"}, **deployment,
                                messages=[{"role": "user", "content": "hi"}])
     assert json.loads(reply.choices[0].message.content) == {"answer": "You said: hi"}
+
+
+# ----------------------------------------------- Ant Ling (ling-flash): the same guarantee, not plain text
+def test_openai_sdk_parse_on_ling_flash_through_the_proxy(proxy, alipay_emulator):
+    reply = openai_client(proxy).chat.completions.parse(
+        model="ling-flash", messages=[{"role": "user", "content": ASK}], response_format=Payee)
+    assert reply.choices[0].message.parsed == EXPECTED
+    sent = alipay_emulator.ant_ling_received()[-1]
+    assert sent["response_format"] == {"type": "json_object"}  # the schema went in the prompt
+    assert any(m["role"] == "system" and "JSON Schema" in m["content"] for m in sent["messages"])
+
+
+def test_langchain_with_structured_output_on_ling_flash(proxy, alipay_emulator):
+    llm = ChatOpenAI(model="ling-flash", base_url=proxy.base_url, api_key=MASTER_KEY, max_retries=0, timeout=60)
+    assert llm.with_structured_output(Payee).invoke(ASK) == EXPECTED
+
+
+def test_non_conforming_ling_answer_through_the_proxy_is_not_passed_on(proxy, alipay_emulator):
+    with pytest.raises(openai.APIStatusError) as info:
+        openai_client(proxy).chat.completions.parse(
+            model="ling-flash", response_format=Payee,
+            messages=[{"role": "user", "content": "Pay name=Ann amount=lots"}])
+    assert "'lots' is not of type 'number'" in str(info.value)
+
+
+def test_streamed_ling_answer_is_checked_at_its_end(proxy, alipay_emulator):
+    client = openai_client(proxy)
+    with client.chat.completions.stream(model="ling-flash", response_format=Payee,
+                                        messages=[{"role": "user", "content": ASK}]) as stream:
+        final = stream.get_final_completion()
+    assert final.choices[0].message.parsed == EXPECTED
+    with pytest.raises(openai.APIError) as info:
+        with client.chat.completions.stream(model="ling-flash", response_format=Payee,
+                                            messages=[{"role": "user", "content": "Pay name=Ann amount=lots"}]) as bad:
+            bad.get_final_completion()
+    assert "'lots' is not of type 'number'" in str(info.value)

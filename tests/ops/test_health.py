@@ -359,3 +359,76 @@ def test_signed_call_in_certificate_mode(alipay_emulator, capsys: pytest.Capture
     out = capsys.readouterr().out
     assert code == 0, out
     assert "OK   app_cert chain" in out and "OK   gateway call" in out
+
+
+# ------------------------------------------------------- which side of a signature failed (emulator)
+def _check_lines(e, monkeypatch, capsys, protocol: str, **settings: str) -> tuple[int, list[str]]:
+    monkeypatch.setenv(ENV["protocol"], protocol)
+    given = {"app_id": e.app_id, "app_private_key": e.app_private_key_path,
+             "alipay_public_key": e.alipay_public_key_path, "api_base": e.gateway_url, **settings}
+    argv = ["check"]
+    for name, value in given.items():
+        argv += ["--" + name.replace("_", "-"), value]
+    code = main(argv)
+    return code, [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL")]
+
+
+@pytest.fixture
+def other_key_pair(tmp_path: Path) -> tuple[str, str]:
+    key = generate_private_key()
+    return write(tmp_path, "other.pem", private_pem(key)), write(tmp_path, "other_pub.pem", public_pem(key))
+
+
+ALIPAY_KEY_FIX = ("Fix: copy Alipay's public key (支付宝公钥) from the Alipay console (开发设置 → 接口加签方式) "
+                  "of this app and environment (sandbox and production keys differ) — not the app's own public key")
+APP_KEY_FIX = ("`litellm-alipay check --app-public-key <the key uploaded in the console>` compares them")
+
+
+@pytest.mark.parametrize("protocol", ["v2", "v3"])
+def test_a_wrong_alipay_public_key_is_named_with_its_whole_fix(alipay_emulator, monkeypatch, capsys,
+                                                                other_key_pair, protocol) -> None:
+    code, failures = _check_lines(alipay_emulator, monkeypatch, capsys, protocol, alipay_public_key=other_key_pair[1])
+    assert code == 1 and len(failures) == 1, failures
+    assert failures[0].startswith("FAIL gateway call: setting alipay_public_key (sha256:")
+    assert "does not verify" in failures[0] and failures[0].endswith(ALIPAY_KEY_FIX)
+
+
+@pytest.mark.parametrize("protocol", ["v2", "v3"])
+def test_a_wrong_app_private_key_is_named_with_its_whole_fix(alipay_emulator, monkeypatch, capsys,
+                                                              other_key_pair, protocol) -> None:
+    code, failures = _check_lines(alipay_emulator, monkeypatch, capsys, protocol, app_private_key=other_key_pair[0])
+    assert code == 1 and len(failures) == 1, failures
+    assert failures[0].startswith("FAIL gateway call: setting app_private_key (sha256:")
+    assert "the gateway refused our request's signature" in failures[0] and failures[0].endswith(APP_KEY_FIX)
+
+
+def test_both_keys_wrong_names_both_settings(alipay_emulator, monkeypatch, capsys, other_key_pair,
+                                             tmp_path) -> None:
+    third = write(tmp_path, "third_pub.pem", public_pem(generate_private_key()))
+    code, failures = _check_lines(alipay_emulator, monkeypatch, capsys, "v2", app_private_key=other_key_pair[0],
+                                  alipay_public_key=third)
+    assert code == 1
+    assert [line.split(" (")[0] for line in failures] == [
+        "FAIL gateway call: setting alipay_public_key", "FAIL gateway call: setting app_private_key"]
+
+
+def test_a_wrong_alipay_certificate_is_named(alipay_emulator, monkeypatch, capsys) -> None:
+    e = alipay_emulator
+    monkeypatch.setenv(ENV["protocol"], "v2")
+    # the app's own certificate where Alipay's belongs: same root, so only the signed call can tell
+    code = main(["check", "--app-id", e.cert_app_id, "--app-private-key", e.app_private_key_path,
+                 "--app-cert", e.app_cert_path, "--alipay-public-cert", e.app_cert_path,
+                 "--alipay-root-cert", e.alipay_root_cert_path, "--api-base", e.gateway_url])
+    failures = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL")]
+    assert code == 1
+    assert any(line.startswith("FAIL gateway call: setting alipay_public_cert is not Alipay's public key "
+                               "certificate") for line in failures), failures
+
+
+def test_an_error_line_bounds_the_servers_text_but_never_cuts_the_fix() -> None:
+    from litellm_alipay.ops.check_result import ERROR_TEXT_MAX, error_text
+
+    hint = " — hint: " + "do this and then that; " * 20
+    line = error_text(RuntimeError("x" * 5000 + hint))
+    assert line.endswith(hint.strip()) and len(line) < ERROR_TEXT_MAX + len(hint) + 40
+    assert error_text(RuntimeError("short")) == "RuntimeError: short"
