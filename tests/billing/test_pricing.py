@@ -4,7 +4,6 @@ settings that feed them, and the monthly counter (in memory and on a real redis-
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
