@@ -114,7 +114,8 @@ async def test_chaos_every_request_ends_typed_and_actions_run_once(deployment, a
                         "litellm_trace_id": f"chaos-{i}"}
         if kind == "action":
             kwargs["allowed_actions"] = ["REFUND"]
-            action_keys[i] = derive_out_request_no(app_id, f"-|-|chaos-{i}")  # in-process: no proxy key, no tenant
+            # the key is the trace id, scoped (in-process: no proxy key, no tenant), named by its source
+            action_keys[i] = derive_out_request_no(app_id, f"trace:-|-|chaos-{i}")
         if kind == "user":
             kwargs.update(user=TokenStore.user_id_for(f"chaos-code-{i % 3}"), auth_code=f"chaos-code-{i % 3}")
         if kind == "stream":
@@ -173,12 +174,16 @@ async def test_chaos_every_request_ends_typed_and_actions_run_once(deployment, a
     replay_gate = asyncio.Semaphore(CONCURRENCY)
 
     async def replay(i: int, key: str) -> str:
+        """The same logical request again (its trace id): answered from the money ledger when an attempt in the
+        chaos recorded its answer, else sent with the same number (the gateway executes it at most once)."""
         async with replay_gate:
             reply = await litellm.acompletion(
                 model="alipay/ant-fin-chat", messages=[{"role": "user", "content": f"refund 12.50 for trade T{i}"}],
-                allowed_actions=["REFUND"], out_request_no=key, **deployment)
+                allowed_actions=["REFUND"], litellm_trace_id=f"chaos-{i}", **deployment)
         actions = reply.choices[0].message.provider_specific_fields["actions"]
         assert [(a["action"], a["status"]) for a in actions] == [("REFUND", "SUCCESS")]
+        if i in action_successes:
+            assert actions[0].get("replayed") is True
         return actions[0]["out_request_no"]
 
     replayed = await asyncio.wait_for(
@@ -224,8 +229,9 @@ async def test_chaos_every_request_ends_typed_and_actions_run_once(deployment, a
     # At most once: every success reported its logical request's own key ...
     assert all(action_successes[i] == action_keys[i] for i in action_successes)
     assert replayed == list(action_keys.values())
-    # ... every key executed during the chaos is now a repeat, every other one executed exactly now ...
-    assert after["action_repeats"] - repeats_before == executed_in_chaos
+    # ... every key answered during the chaos is answered from the ledger (nothing sent), every other key executed
+    # during the chaos is now a repeat at the gateway, every remaining one executed exactly now ...
+    assert after["action_repeats"] - repeats_before == executed_in_chaos - len(action_successes)
     # ... and the total is one execution per logical request: no request executed under two keys.
     assert sum(after["actions_executed"].values()) == len(action_keys) == REQUESTS // 5
     assert executed_in_chaos >= len(action_successes)

@@ -62,7 +62,7 @@ async def test_a_model_refunds_once_per_logical_request(settings, trade, alipay_
 
     retried = PaymentRunContext(idempotency_key="ticket-lc-0001", tenant="user-9")  # the same request again
     again = await lc_tools["refund"].ainvoke(call, config=_config(retried))
-    assert json.loads(again.content)["reconciled"] is True
+    assert json.loads(again.content)["replayed"] is True  # answered from the money ledger
     assert alipay_emulator.stats()["trades"]["refunds_executed"] == 1
 
 

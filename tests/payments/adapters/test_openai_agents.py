@@ -64,7 +64,7 @@ async def test_an_agent_refunds_once_per_logical_request(settings, trade, alipay
 
     retried = PaymentRunContext(idempotency_key="ticket-agents-0001", tenant="user-7")  # the same request again
     await Runner.run(agent, ask, context=retried, run_config=RUN)
-    assert retried.outcomes[0].content["reconciled"] is True
+    assert retried.outcomes[0].content["replayed"] is True  # answered from the money ledger
     assert retried.outcomes[0].content["out_request_no"] == first.outcomes[0].content["out_request_no"]
     assert alipay_emulator.stats()["trades"]["refunds_executed"] == 1
 
@@ -118,7 +118,7 @@ async def test_a_policy_refusal_is_for_the_model(settings, trade, alipay_emulato
                               f"refund out_trade_no={t['out_trade_no']} refund_amount=150.00", context=context,
                               run_config=RUN)
     answer = json.loads(result.final_output.removeprefix("Tool result: "))
-    assert answer["result"] == "refused" and answer["setting"] == "payments.refund_cap_per_call"
+    assert answer["result"] == "refused" and answer["setting"].startswith("payments.refund_cap_per_call")
     assert alipay_emulator.stats()["trades"]["refunds_executed"] == 0
 
 
