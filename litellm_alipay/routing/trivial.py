@@ -22,7 +22,9 @@ _WORDS = sorted({
     "早上好", "哈哈", "辛苦了", "太好了", "好极了", "棒", "赞", "了", "啊", "呀", "呢", "吧", "啦", "的", "你",
     "您", "谢", "謝謝", "謝啦", "多謝", "感謝", "非常感謝", "好嘅", "明白晒", "冇問題", "沒問題", "再見", "對",
 }, key=len, reverse=True)
-_SCAN = re.compile("|".join(re.escape(word) for word in _WORDS))
+# Latin words only as whole words ("k" is no acknowledgement inside "key"); CJK words anywhere.
+_SCAN = re.compile("|".join(rf"(?<![a-z']){re.escape(word)}(?![a-z'])" if word.isascii() else re.escape(word)
+                            for word in _WORDS))
 _NOISE = re.compile(r"[\s\W_]+", re.UNICODE)
 MAX_TRIVIAL_CHARS = 40
 
@@ -32,5 +34,4 @@ def is_trivial(text: str | None) -> bool:
     plain = (text or "").strip().lower()
     if len(plain) > MAX_TRIVIAL_CHARS:
         return False
-    pieces = [piece for piece in _NOISE.split(plain) if piece]
-    return all(not _SCAN.sub("", piece) for piece in pieces)
+    return not _NOISE.sub("", _SCAN.sub(" ", _NOISE.sub(" ", plain)))
