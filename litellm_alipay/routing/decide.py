@@ -76,7 +76,7 @@ def client_actions(request: Mapping[str, Any]) -> Any:
     return None
 
 
-def payment_tools(tools: Any, threshold: float) -> list[str]:
+def payment_tools(tools: Any, settings: RouteSettings) -> list[str]:
     """Names of the offered functions that are about payments (name and description classified)."""
     names = []
     for tool in tools if isinstance(tools, Sequence) and not isinstance(tools, str) else ():
@@ -84,7 +84,8 @@ def payment_tools(tools: Any, threshold: float) -> list[str]:
         if not isinstance(function, Mapping):
             continue
         name, description = str(function.get("name") or ""), str(function.get("description") or "")
-        if classify(f"{split_identifier(name)} {description}", threshold).alipay:
+        if classify(f"{split_identifier(name)} {description}", settings.topic_threshold,
+                    settings.extra_terms).alipay:
             names.append(name[:64])
     return names
 
@@ -105,7 +106,7 @@ def residency_block(request: Mapping[str, Any], settings: RouteSettings) -> str 
 def decide(request: Mapping[str, Any], settings: RouteSettings) -> RouteDecision:
     """The route of one request (an OpenAI-shaped body plus LiteLLM's ``metadata``); see the module docstring."""
     actions = client_actions(request)
-    tools = payment_tools(request.get("tools"), settings.topic_threshold)
+    tools = payment_tools(request.get("tools"), settings)
     region = residency_block(request, settings)
     if region is not None:
         if actions or tools:
@@ -120,7 +121,7 @@ def decide(request: Mapping[str, Any], settings: RouteSettings) -> RouteDecision
     if is_trivial(turns[0] if turns else ""):
         return RouteDecision(REGIONAL, "trivial", settings.regional_model, "acknowledgement")
     for depth, text in enumerate(turns[: 1 + settings.context_turns]):
-        topic = classify(text, settings.topic_threshold)
+        topic = classify(text, settings.topic_threshold, settings.extra_terms)
         if topic.cues or topic.other_institution or depth == settings.context_turns:
             side = ALIPAY if topic.alipay else REGIONAL
             where = "" if depth == 0 else f" (user turn -{depth})"

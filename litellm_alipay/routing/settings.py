@@ -26,6 +26,7 @@ ENV = {
     "home_regions": "ALIPAY_ROUTE_HOME_REGIONS",
     "topic_threshold": "ALIPAY_ROUTE_TOPIC_THRESHOLD",
     "context_turns": "ALIPAY_ROUTE_CONTEXT_TURNS",
+    "extra_terms": "ALIPAY_ROUTE_EXTRA_TERMS",
     "residency_metadata_key": "ALIPAY_RESIDENCY_METADATA_KEY",
     "residency_consent_key": "ALIPAY_RESIDENCY_CONSENT_KEY",
 }
@@ -42,6 +43,7 @@ class RouteSettings:
     home_regions: frozenset[str] = frozenset({"CN"})
     topic_threshold: float = DEFAULT_THRESHOLD
     context_turns: int = 2
+    extra_terms: tuple[str, ...] = ()
     residency_metadata_key: str = DEFAULT_METADATA_KEY
     residency_consent_key: str = DEFAULT_CONSENT_KEY
 
@@ -57,6 +59,9 @@ class RouteSettings:
             raise ConfigurationError("topic_threshold", f"must be in (0, 10], got {self.topic_threshold!r}")
         if not 0 <= self.context_turns <= 10:
             raise ConfigurationError("context_turns", f"must be 0 to 10, got {self.context_turns!r}")
+        if len(self.extra_terms) > 200 or any(not 1 <= len(term) <= 64 for term in self.extra_terms):
+            raise ConfigurationError("extra_terms", "must be at most 200 terms of 1 to 64 characters "
+                                     f"(set {ENV['extra_terms']}, comma-separated)")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> RouteSettings:
@@ -79,6 +84,10 @@ class RouteSettings:
                 except (TypeError, ValueError):
                     raise ConfigurationError(name, f"must be a number, got {given(name)!r} (set {ENV[name]})"
                                              ) from None
+        if given("extra_terms") is not None:
+            raw = given("extra_terms")
+            items = raw.split(",") if isinstance(raw, str) else list(raw)
+            kwargs["extra_terms"] = tuple(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
         kwargs["residency_metadata_key"] = metadata_key(
             "residency_metadata_key", values.get("residency_metadata_key"), DEFAULT_METADATA_KEY)
         kwargs["residency_consent_key"] = metadata_key(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_CHARS = 4000
 DEFAULT_THRESHOLD = 0.8
@@ -139,16 +140,29 @@ def normalize(text: str) -> str:
     return _FIGURATIVE.sub(" ", text)
 
 
-def classify(text: str, threshold: float = DEFAULT_THRESHOLD) -> Topic:
-    """Score ``text`` (see the module docstring). Empty text scores 0: the regional model's."""
+@lru_cache(maxsize=8)
+def _extra_pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(normalize(term).strip()) for term in terms if normalize(term).strip()))
+
+
+def classify(text: str, threshold: float = DEFAULT_THRESHOLD, extra_terms: tuple[str, ...] = ()) -> Topic:
+    """Score ``text`` (see the module docstring). Empty text scores 0: the regional model's.
+
+    ``extra_terms`` (setting ``extra_terms``): the operator's own words for Alipay's side — product names,
+    a shop's brand — each deciding alone, like "Alipay"."""
     plain = normalize(text or "")
     score = 0.0
     cues: list[str] = []
+    if extra_terms:
+        found = list(dict.fromkeys(m.group(0) for m in _extra_pattern(extra_terms).finditer(plain)))[:_PER_CUE]
+        score += max(threshold, 1.0) * len(found)
+        cues.extend(found)
     for pattern, weight in _CUE_PATTERNS:
         found = list(dict.fromkeys(match.group(0).strip() for match in pattern.finditer(plain)))[:_PER_CUE]
         score += weight * len(found)
         cues.extend(found)
     other = bool(_OTHER_INSTITUTION.search(plain))
-    if other and not _ALIPAY_BRAND.search(plain) and not _CHINA_RULES.search(plain):
+    ours = _ALIPAY_BRAND.search(plain) or (extra_terms and _extra_pattern(extra_terms).search(plain))
+    if other and not ours and not _CHINA_RULES.search(plain):
         return Topic(alipay=False, score=round(score, 2), cues=tuple(cues), other_institution=True)
     return Topic(alipay=score >= threshold, score=round(score, 2), cues=tuple(cues))

@@ -107,6 +107,17 @@ def test_tricky_cases_explained_by_their_cues():
     assert classify("支付寶帳戶被凍結了").alipay  # traditional characters
 
 
+def test_operator_terms_decide_alone():
+    shop = RouteSettings.from_env({"ALIPAY_ROUTE_EXTRA_TERMS": "MoonCake Club, 月饼会员"})
+    assert shop.extra_terms == ("MoonCake Club", "月饼会员")
+    assert decide(ask("How do I join the MoonCake club?"), SETTINGS).side == "regional"
+    decision = decide(ask("How do I join the MoonCake club?"), shop)
+    assert (decision.side, decision.reason) == ("alipay", "topic") and "mooncake club" in decision.detail
+    assert decide(ask("月饼会员怎么开通"), shop).side == "alipay"
+    with pytest.raises(ConfigurationError, match="extra_terms"):
+        RouteSettings(extra_terms=("x" * 65,))
+
+
 def test_settings_are_validated_naming_the_setting():
     assert RouteSettings.from_env({"ALIPAY_ROUTE_ALIPAY_MODEL": "payments"}).alipay_model == "payments"
     assert RouteSettings.from_env({"ALIPAY_ROUTE_HOME_REGIONS": "cn, cn-sh"}).home_regions == {"CN", "CN-SH"}
