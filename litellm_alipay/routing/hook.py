@@ -3,8 +3,9 @@
 * ``async_pre_call_hook`` (before the Router picks a deployment): a request to ``assistant`` gets the model
   group ``decide`` chose — or a 400 naming the consent setting when residency forbids the Alipay actions it
   needs. The Router then does everything else as for any model group (fallbacks, retries, cooldowns,
-  spend). The decision is written to the request's ``metadata["alipay_route"]``, which LiteLLM's logging
-  payload and the proxy's spend logs carry.
+  spend). The decision is written to the request's ``metadata["alipay_route"]`` and to
+  ``metadata["spend_logs_metadata"]["alipay_route"]``: LiteLLM's standard logging payload (every success
+  and failure callback) and the proxy's spend logs carry ``spend_logs_metadata``.
 * ``async_post_call_response_headers_hook``: the decision, in response headers (``x-alipay-route``,
   ``x-alipay-route-reason``, ``x-alipay-route-model``) with the cost saved against Alipay
   (``x-alipay-route-saved-usd``).
@@ -69,6 +70,9 @@ class AssistantRouter(CustomLogger):
     async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: Any) -> dict:
         if isinstance(data.get("metadata"), dict):
             data["metadata"].pop(ROUTE_KEY, None)  # a decision is ours to write, never a client's
+            spend = data["metadata"].get("spend_logs_metadata")
+            if isinstance(spend, dict):
+                spend.pop(ROUTE_KEY, None)
         settings = self.settings
         if data.get("model") != settings.model or "messages" not in data:
             return data
@@ -80,7 +84,11 @@ class AssistantRouter(CustomLogger):
 
             raise HTTPException(status_code=400, detail={"error": refusal_message(decision, settings)})
         data["model"] = decision.model
-        _metadata(data)[ROUTE_KEY] = decision.as_metadata()
+        metadata = _metadata(data)
+        metadata[ROUTE_KEY] = decision.as_metadata()
+        spend = metadata.get("spend_logs_metadata")
+        metadata["spend_logs_metadata"] = {**(spend if isinstance(spend, dict) else {}),
+                                           ROUTE_KEY: decision.as_metadata()}
         return data
 
     async def async_post_call_response_headers_hook(self, data: dict, user_api_key_dict: Any, response: Any,
