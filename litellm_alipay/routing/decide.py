@@ -21,8 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..ops.residency import consented, request_metadata
-from ..settings import normalize_region
+from ..settings import consented, normalize_region, request_metadata
 from ..trust import CLIENT_ACTIONS_KEY
 from .settings import RouteSettings
 from .topic import classify, split_identifier
