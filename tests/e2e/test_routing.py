@@ -99,6 +99,15 @@ def test_decision_headers_and_the_saving(client, alipay_emulator):
     assert float(headers["x-litellm-response-cost"]) == pytest.approx(0.03 / 7.1)
 
 
+def test_a_stream_is_routed_too(client, alipay_emulator):
+    raw = client.chat.completions.with_raw_response.create(
+        model="assistant", stream=True, messages=[{"role": "user", "content": "我想申请退款"}])
+    assert (raw.headers["x-alipay-route"], raw.headers["x-alipay-route-model"]) == ("alipay", "fin-chat")
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in raw.parse() if chunk.choices)
+    assert text == "You said: 我想申请退款"
+    assert alipay_calls(alipay_emulator) == 1
+
+
 def test_a_client_cannot_forge_a_decision(client, alipay_emulator):
     raw = client.chat.completions.with_raw_response.create(
         model="general-chat", messages=[{"role": "user", "content": "hi"}],
