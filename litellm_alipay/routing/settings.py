@@ -76,7 +76,10 @@ class RouteSettings:
             if given(name) is not None:
                 kwargs[name] = str(given(name)).strip()
         if given("home_regions") is not None:
-            kwargs["home_regions"] = parse_regions(given("home_regions"))
+            try:
+                kwargs["home_regions"] = parse_regions(given("home_regions"))
+            except ConfigurationError as exc:
+                raise ConfigurationError("home_regions", f"{exc.problem} (set {ENV['home_regions']})") from None
         for name, kind in (("topic_threshold", float), ("context_turns", int)):
             if given(name) is not None:
                 try:

@@ -40,6 +40,7 @@ _T2S = str.maketrans(
 )
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _SEPARATORS = re.compile(r"[_\-/]+")
+_DIGIT = re.compile(r"\d")
 
 # Phrases where a cue word is used in a general sense: removed before scoring.
 _FIGURATIVE = re.compile(
@@ -160,7 +161,7 @@ def classify(text: str, threshold: float = DEFAULT_THRESHOLD, extra_terms: tuple
     for pattern, weight in _CUE_PATTERNS:
         found = list(dict.fromkeys(match.group(0).strip() for match in pattern.finditer(plain)))[:_PER_CUE]
         score += weight * len(found)
-        cues.extend(found)
+        cues.extend(_DIGIT.sub("#", cue) for cue in found)  # cues go to logs: no order or amount digits
     other = bool(_OTHER_INSTITUTION.search(plain))
     ours = _ALIPAY_BRAND.search(plain) or (extra_terms and _extra_pattern(extra_terms).search(plain))
     if other and not ours and not _CHINA_RULES.search(plain):

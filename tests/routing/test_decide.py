@@ -99,6 +99,11 @@ def test_a_follow_up_without_cues_takes_the_earlier_turn_topic():
     assert decide({"model": "assistant", "messages": messages}, no_context).side == "regional"
 
 
+def test_cues_carry_no_digits():
+    decision = decide(ask("What's the status of order 88812?"), SETTINGS)
+    assert decision.side == "alipay" and "order #####" in decision.detail and "88812" not in decision.detail
+
+
 def test_tricky_cases_explained_by_their_cues():
     assert not classify("Pay attention to the details").alipay
     assert classify("How do I dispute a charge on my PayPal account?").other_institution is not False
@@ -125,6 +130,8 @@ def test_settings_are_validated_naming_the_setting():
         RouteSettings.from_env({"ALIPAY_ROUTE_TOPIC_THRESHOLD": "high"})
     with pytest.raises(ConfigurationError, match="home_regions"):
         RouteSettings(home_regions=frozenset())
+    with pytest.raises(ConfigurationError, match="home_regions.*ALIPAY_ROUTE_HOME_REGIONS"):
+        RouteSettings.from_env({"ALIPAY_ROUTE_HOME_REGIONS": "CN, mainland china!"})
     with pytest.raises(ConfigurationError, match="regional_model.*ALIPAY_ROUTE_REGIONAL_MODEL"):
         RouteSettings(regional_model=" ")
 
