@@ -1,10 +1,11 @@
 """``litellm-alipay demo``: the main job. Starts the embedded emulator and drives it through LiteLLM.
 
 Shows, against a gateway that signs and verifies like Alipay's: chat, streaming, a tool call, an image,
-an embedding, a fallback when the gateway fails, and a content-policy fallback on a compliance refusal;
-then Ant's own models through the same provider (the emulated Ant Ling endpoint): a Ring model's reasoning
-and a Ling model's tool call, priced per token; and a refund assistant on a Ling model, whose refund the
-provider executes inside the call once the demo confirms it; and a shopping agent that pays within the
+an embedding, a fallback when the gateway fails, a content-policy fallback on a compliance refusal and one
+model name routed three ways (topic, trivial turn, residency); then Ant's own models through the same
+provider (the emulated Ant Ling endpoint): a Ring model's reasoning and a Ling model's tool call, priced per
+token; a refund assistant on a Ling model, whose refund the provider executes inside the call once the
+demo confirms it; an agent paying ¥0.01 per call (A2M, HTTP 402); and a shopping agent that pays within the
 user's Delegation Pay mandate.
 """
 
@@ -108,6 +109,7 @@ def _drive(emulator) -> int:
         {"role": "user", "content": "Forecast my income for next year"}])
     _line("answered by", f"{reply.model}: {reply.choices[0].message.content!r}")
 
+    _routing(router)
     _ant_ling(emulator, tools)
     _refund_assistant(emulator)
     import asyncio
@@ -118,6 +120,26 @@ def _drive(emulator) -> int:
     stats = emulator.stats()
     print(f"\nthe emulator saw {_total(stats)} signed requests; rejections: {stats.get('rejections', {})}")
     return 0
+
+
+def _routing(router) -> None:
+    """One model name, three routes: the decision the proxy's ``assistant_router`` makes, taken by hand."""
+    from .billing.pricing import PricingConfig
+    from .routing import RouteSettings, decide
+    from .routing.savings import saved_usd
+
+    settings = RouteSettings()
+    print("\none model name, routed by topic, trivial turn and residency (the proxy's `assistant`):")
+    for text, metadata in (("我想申请退款，订单号 2024112233", {}), ("thanks!", {}),
+                           ("I want a refund for order 2024112233", {"user_region": "EU"})):
+        request = {"model": settings.model, "messages": [{"role": "user", "content": text}], "metadata": metadata}
+        decision = decide(request, settings)
+        where = f" from {metadata['user_region']}" if metadata else ""
+        reply = router.completion(model=decision.model, messages=request["messages"], metadata=dict(metadata))
+        saved = saved_usd(request["messages"], reply.choices[0].message.content,
+                          reply._hidden_params.get("response_cost"), PricingConfig())
+        _line(decision.reason, f"{text!r}{where} → {decision.model}"
+                               f"{'' if decision.side == 'alipay' else f' (saved US${saved:.5f} against Alipay)'}")
 
 
 def _ant_ling(emulator, tools: list) -> None:

@@ -209,6 +209,33 @@ def metadata_key(name: str, value: Any, default: str) -> str:
     return value.strip()
 
 
+def consented(value: Any) -> bool:
+    """Consent is an explicit yes: ``True`` or a truthy string. Anything else (absent, ``"no"``) is not."""
+    if isinstance(value, bool):
+        return value
+    return isinstance(value, str | int) and str(value).strip().lower() in TRUE_WORDS
+
+
+def request_metadata(litellm_params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The caller's metadata as one mapping, wherever LiteLLM put it (the residency guard and the topic route
+    read the region and consent from it).
+
+    ``litellm.completion(metadata=…)`` leaves it in ``litellm_params["metadata"]``; the proxy keeps a
+    client's ``metadata`` under ``requester_metadata`` of that (and Router calls may use
+    ``litellm_metadata``). Keys the caller set directly win over the nested copies.
+    """
+    merged: dict[str, Any] = {}
+    for name in ("litellm_metadata", "metadata"):
+        found = (litellm_params or {}).get(name)
+        if not isinstance(found, Mapping):
+            continue
+        nested = found.get("requester_metadata")
+        if isinstance(nested, Mapping):
+            merged.update(nested)
+        merged.update(found)
+    return merged
+
+
 @dataclass(frozen=True, repr=False)
 class AlipaySettings:
     app_id: str

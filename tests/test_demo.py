@@ -25,6 +25,9 @@ def test_demo_runs_every_step(demo):
     assert "70 × 256 dims" in out
     assert "answered by                ant-fin-chat-lite" in out
     assert "general-chat: 'You said: Forecast my income for next year'" in out
+    assert "topic                      '我想申请退款，订单号 2024112233' → fin-chat\n" in out
+    assert "trivial                    'thanks!' → general-chat (saved US$0.00423 against Alipay)" in out
+    assert "residency                  'I want a refund for order 2024112233' from EU → general-chat (saved" in out
     assert "'Reasoning (xhigh): Is 1001 prime?'" in out
     assert "refund_order({\"trade_no\":\"T2024002\",\"amount\":3.0})" in out
     assert "order-1001: TRADE_SUCCESS, 128.00 CNY" in out

@@ -24,11 +24,12 @@ from ..errors import DataResidencyError
 from ..settings import (  # validated with the deployment; re-exported for this guard's callers
     DEFAULT_CONSENT_KEY,
     DEFAULT_METADATA_KEY,
-    TRUE_WORDS,
     AlipaySettings,
+    consented,
     metadata_key,
     normalize_region,
     parse_regions,
+    request_metadata,
 )
 
 __all__ = ["DEFAULT_CONSENT_KEY", "DEFAULT_METADATA_KEY", "SETTINGS", "check", "consented", "metadata_key",
@@ -36,32 +37,6 @@ __all__ = ["DEFAULT_CONSENT_KEY", "DEFAULT_METADATA_KEY", "SETTINGS", "check", "
 
 #: Setting names (as in ``settings.ENV``) this module reads.
 SETTINGS = ("residency_regions", "residency_metadata_key", "residency_consent_key")
-
-
-def consented(value: Any) -> bool:
-    """Consent is an explicit yes: ``True`` or a truthy string. Anything else (absent, ``"no"``) is not."""
-    if isinstance(value, bool):
-        return value
-    return isinstance(value, str | int) and str(value).strip().lower() in TRUE_WORDS
-
-
-def request_metadata(litellm_params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The caller's metadata as one mapping, wherever LiteLLM put it.
-
-    ``litellm.completion(metadata=…)`` leaves it in ``litellm_params["metadata"]``; the proxy keeps a
-    client's ``metadata`` under ``requester_metadata`` of that (and Router calls may use
-    ``litellm_metadata``). Keys the caller set directly win over the nested copies.
-    """
-    merged: dict[str, Any] = {}
-    for name in ("litellm_metadata", "metadata"):
-        found = (litellm_params or {}).get(name)
-        if not isinstance(found, Mapping):
-            continue
-        nested = found.get("requester_metadata")
-        if isinstance(nested, Mapping):
-            merged.update(nested)
-        merged.update(found)
-    return merged
 
 
 def check(metadata: Mapping[str, Any], regions: frozenset[str], *, metadata_key: str = DEFAULT_METADATA_KEY,
