@@ -44,6 +44,9 @@ class ActionClaim:
     key: str = field(repr=False)
     claim: Claim
     holds: tuple[Hold, ...] = ()
+    #: the ledger's id of the request, when a door keeps its actions under one of its own (the action loop:
+    #: its toolkit's), so the record and its actions are one — else derived from ``key``
+    request_id: str | None = field(default=None, repr=False)
 
 
 #: ``alipay_code`` of failures that provably sent nothing: a record the attempt created is released.
@@ -89,16 +92,16 @@ def replayed_node(node: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def aholding(held: ActionClaim | None, model: str) -> AsyncIterator[Slot | None]:
-    """Open the request's record for this app around the call; release it if this attempt created it
-    and nothing was sent."""
+async def aholding(held: ActionClaim | None, model: str, lease: float = 330.0) -> AsyncIterator[Slot | None]:
+    """Open (and take, for ``lease`` seconds) the request's record for this app around the call; release it
+    if this attempt created it and nothing was sent, else give it back for the next attempt."""
     if held is None:
         yield None
         return
-    rid = request_id("gateway", held.key)
+    rid = held.request_id or request_id("gateway", held.key)
     try:
         record = await ledger_for().open_request(rid, held.claim.app_id, held.claim.fingerprint,
-                                                 number=held.claim.out_request_no)
+                                                 number=held.claim.out_request_no, lease=lease)
     except AlipayError as exc:
         raise local_error(exc, model=model, provider=PROVIDER) from None
     slot = Slot(rid, replayed_node(record.response) if record.response else None, record.created)
@@ -113,22 +116,24 @@ async def aholding(held: ActionClaim | None, model: str) -> AsyncIterator[Slot |
     try:
         yield slot
     except BaseException as exc:
-        if record.created and not slot.recorded and getattr(exc, "alipay_code", None) in UNSENT_CODES:
-            with contextlib.suppress(AlipayError):
+        with contextlib.suppress(AlipayError):
+            if record.created and not slot.recorded and getattr(exc, "alipay_code", None) in UNSENT_CODES:
                 await slot._give_back(0)
-                await ledger_for().release_request(rid)
+                await ledger_for().release_request(rid)  # kept when actions were claimed under it
+            if not slot.recorded:
+                await ledger_for().unbusy(rid)  # the next attempt (a retry, a fallback) may take it now
         raise
 
 
 @contextlib.contextmanager
-def holding(held: ActionClaim | None, model: str) -> Iterator[Slot | None]:
+def holding(held: ActionClaim | None, model: str, lease: float = 330.0) -> Iterator[Slot | None]:
     """``aholding`` driven from sync code (``transport/sync_driver.py``): one implementation."""
     if held is None:
         yield None
         return
     from .transport.sync_driver import SYNC
 
-    manager = aholding(held, model)
+    manager = aholding(held, model, lease)
     slot = SYNC.run(manager.__aenter__())
     try:
         yield slot

@@ -15,6 +15,7 @@ Router must act on (fallbacks, cooldowns, retries) are raised as LiteLLM's own e
     ├── ActionInDoubtError      actions may have executed at another app: not re-sent (reconcile)
     ├── LedgerUnavailableError  the durable money ledger cannot be reached: money calls fail closed
     ├── PolicyError             the payment policy refuses an action (names the setting: a cap, …)
+    ├── RequestInProgressError  another attempt of the same logical request holds it now (retry later)
     ├── PaymentRequiredError    A2M (HTTP 402): no valid Payment-Proof for a paid resource (a fresh bill or not)
     ├── TenantMismatchError     a user credential that belongs to another user than the request names
     ├── QuotaExceededError      the client-side limiter cannot fit the request in its time budget
@@ -59,6 +60,15 @@ class PolicyError(AlipayError):
     def __init__(self, setting: str, problem: str) -> None:
         self.setting = setting
         super().__init__(f"{problem} (setting: {setting})")
+
+
+class RequestInProgressError(AlipayError):
+    """Another attempt of the same logical request holds it right now (Stripe's 409): nothing was sent;
+    retry with the same key once that attempt has answered."""
+
+    def __init__(self) -> None:
+        super().__init__("another attempt of this request (the same idempotency key) is in progress; nothing was "
+                         "sent. Retry with the same key in a few seconds: it is answered from that attempt's outcome")
 
 
 class LedgerUnavailableError(AlipayError):
@@ -373,6 +383,8 @@ def local_error(exc: AlipayError, *, model: str, provider: str = PROVIDER) -> Ex
         cls, code = litellm.AuthenticationError, "tenant-mismatch"
     elif isinstance(exc, LedgerUnavailableError):
         cls, code = litellm.ServiceUnavailableError, "ledger-unavailable"
+    elif isinstance(exc, RequestInProgressError):
+        cls, code = litellm.BadRequestError, "request-in-progress"  # no Router retry storm, no cooldown
     elif isinstance(exc, PolicyError):
         cls, code = litellm.BadRequestError, "payment-policy"  # the operator's caps: no retry, no fallback
     else:

@@ -201,9 +201,11 @@ class AlipayLLM(CustomLLM):
                          deadline: Any) -> tuple[dict[str, Any], bool]:
         """``(node, replayed)``: the gateway's answer, or — for an action-bearing request an earlier attempt
         under the same key already answered — that recorded answer, with nothing sent."""
-        async with _aholding(held, model) as slot:
+        async with _aholding(held, model, _lease(deadline)) as slot:
             if slot is not None and slot.replay is not None:
+                gateway_actions.audit_replay(gateway.settings, held, slot.replay, model=model)
                 return slot.replay, True
+            gateway_actions.audit_attempt(gateway.settings, held, model=model)
             node = await (gateway.acall_as_user(protocol.METHOD_CHAT, biz, model, auth, deadline=deadline) if auth
                           else gateway.acall(protocol.METHOD_CHAT, biz, model, deadline=deadline))
             if slot is not None:
@@ -289,14 +291,16 @@ class AlipayLLM(CustomLLM):
         is released, replayed (as one text chunk and the finishing chunk, nothing sent) on a retry."""
         transformer, tally = transforms.StreamTransformer(), _StreamTally()
         deadline = gateway.deadline_for(_seconds(timeout), stream=True)
-        async with _aholding(held, model) as slot:
+        async with _aholding(held, model, _lease(deadline)) as slot:
             if slot is not None and slot.replay is not None:
+                gateway_actions.audit_replay(gateway.settings, held, slot.replay, model=model)
                 for out in _replay_chunks(slot.replay):
                     yield out
                 _record_stream(logging_obj, transforms.alipay_fields(slot.replay), REPLAY_COST)
                 for out in tally.finish(REPLAY_COST):
                     yield out
                 return
+            gateway_actions.audit_attempt(gateway.settings, held, model=model)
             token = await gateway.astream_token(auth, model, deadline)
             async for chunk in gateway.astream(biz, model, deadline=deadline, auth_token=token):
                 for out in tally.release(transformer.chunks(chunk), chunk):
@@ -354,6 +358,13 @@ class AlipayLLM(CustomLLM):
         response = transforms.embedding_response(list(nodes), model_response, model)
         return transforms.dropped_report(
             _with_cost(response, await gateway.aembedding_cost([n.get("usage") or {} for n in nodes])))
+
+
+def _lease(deadline: float) -> float:
+    """How long an attempt holds its request in the money ledger: its own deadline, and a margin."""
+    import time
+
+    return max(deadline - time.monotonic(), 0.0) + 10.0
 
 
 async def _settle_actions(gateway: Gateway, slot: Slot, node: dict[str, Any], model: str) -> None:

@@ -172,11 +172,15 @@ class ActionLoop:
         from ..action_ledger import ActionClaim, Claim, replayed_node
         from ..action_ledger import aholding as _aholding
         from ..catalogue import ant_ling_spec
+        from ..ledger import request_id
 
         plan: ActionPlan = request[PLAN]
         fingerprint = trust.fingerprint({"messages": messages, "allowed_actions": plan.actions})
-        held = ActionClaim(plan.claim_key, Claim(plan.app_id, plan.idempotency_key, fingerprint))
-        async with _aholding(held, model) as slot:
+        # one record for the request and the actions its toolkit claims, so a failed round never hides them
+        held = ActionClaim(plan.claim_key, Claim(plan.app_id, plan.idempotency_key, fingerprint),
+                           request_id=request_id(plan.scope, plan.idempotency_key))
+        lease = (timeout or backend.settings.read_timeout) + 10.0  # the call's deadline, and a margin
+        async with _aholding(held, model, lease) as slot:
             assert slot is not None
             replay = slot.replay
             pending = replay is not None and any(a.get("status") == "PENDING_CONFIRMATION"
@@ -245,7 +249,7 @@ class ActionLoop:
             for call in calls:
                 left = deadline - time.monotonic()
                 outcome = await _within(tools.aexecute(call, idempotency_key=plan.idempotency_key, tenant=tenant,
-                                                       trace_id=plan.trace_id, scope=plan.scope),
+                                                       trace_id=plan.trace_id, scope=plan.scope, several=True),
                                         left, seconds, model)
                 run.messages.append(outcome.message)
                 if outcome.name not in READ_ONLY:

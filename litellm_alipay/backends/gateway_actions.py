@@ -112,6 +112,32 @@ def audit(settings: AlipaySettings, actions: Iterable[Mapping[str, Any]] | None,
                   trace_id, type(exc).__name__)
 
 
+def audit_attempt(settings: AlipaySettings, held: Any, *, model: str) -> None:
+    """The ``attempt`` line before an action-bearing request leaves: there is one even when its answer is
+    lost or the process dies before it comes back."""
+    _line("attempt", settings, model=model, out_request_no=held.claim.out_request_no if held else None,
+          max_total_amount=limits(settings).get("max_total_amount"))
+
+
+def audit_replay(settings: AlipaySettings, held: Any, node: Mapping[str, Any], *, model: str) -> None:
+    """A ``replay`` line per action of a recorded answer given again (nothing sent)."""
+    audit(settings, node.get("actions"), model=model, trace_id=node.get("trace_id"), problems=[], replayed=True)
+
+
+def _line(event: str, settings: AlipaySettings, *, model: str, **fields: Any) -> None:
+    path = os.environ.get(AUDIT_ENV)
+    if not path or fields.get("out_request_no") is None:
+        return
+    from ..payments.audit import AuditLog
+
+    try:
+        AuditLog(path).write(event, app=settings.app_id, action="gateway_actions", method="alipay.cloud.ai.chat",
+                             model=model, door="gateway", **fields)
+    except (OSError, AlipayError) as exc:
+        log.error("ALERT audit trail %s not written for app %s: %s", AUDIT_ENV, settings.app_id,
+                  type(exc).__name__)
+
+
 def _write(trail: Any, settings: AlipaySettings, actions: Iterable[Mapping[str, Any]] | None, *, model: str,
            trace_id: str | None, problems: list[str], replayed: bool) -> None:
     for action in actions or ():

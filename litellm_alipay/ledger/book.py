@@ -22,7 +22,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..errors import ActionInDoubtError, ConfigurationError, LedgerUnavailableError, PolicyError
+from ..errors import (
+    ActionInDoubtError,
+    ConfigurationError,
+    LedgerUnavailableError,
+    PolicyError,
+    RequestInProgressError,
+)
 from . import schema
 from .engine import Engine, Tx
 
@@ -139,25 +145,34 @@ class Ledger:
 
     # ------------------------------------------------------------------------ logical requests
     async def open_request(self, request_id: str, app_id: str, fingerprint: str | None = None, *,
-                           key_name: str = "Idempotency-Key", number: str = "") -> RequestRecord:
+                           key_name: str = "Idempotency-Key", number: str = "",
+                           lease: float | None = None) -> RequestRecord:
         """The request's record, created when new. ``fingerprint`` None: not checked (a door whose
-        actions carry their own check). Raises when the key was used for another request or app."""
+        actions carry their own check). Raises when the key was used for another request or app.
+
+        ``lease``: this attempt takes the request for that many seconds (until it answers or gives it back,
+        ``unbusy``); while another attempt holds it, ``RequestInProgressError`` — two overlapping attempts
+        never both send, nor both ask a model. A crashed attempt's lease runs out."""
         now = time.time()
 
         def work(tx: Tx) -> RequestRecord:
             created = tx.run("INSERT INTO alipay_requests (id, app_id, fingerprint, created, updated) "
                              "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                              (request_id, app_id, fingerprint or "", now, now)).rowcount == 1
-            row = tx.run("SELECT app_id, fingerprint, response FROM alipay_requests WHERE id = ?",
+            row = tx.run("SELECT app_id, fingerprint, response, busy_until FROM alipay_requests WHERE id = ?",
                          (request_id,)).fetchone()
             assert row is not None
-            held_app, held_print, response = row
+            held_app, held_print, response, busy_until = row
             if fingerprint and held_print and held_print != fingerprint:
                 raise IdempotencyKeyReusedError(key_name)
             if held_app != app_id:
                 raise ActionInDoubtError(held_app, number or "(derived from the idempotency key)")
             if fingerprint and not held_print:
                 tx.run("UPDATE alipay_requests SET fingerprint = ? WHERE id = ?", (fingerprint, request_id))
+            if lease is not None and response is None:
+                if not created and busy_until > now:
+                    raise RequestInProgressError()
+                tx.run("UPDATE alipay_requests SET busy_until = ? WHERE id = ?", (now + lease, request_id))
             actions = tuple(_action(r) for r in tx.run(
                 f"SELECT {_ACTION_COLUMNS} FROM alipay_actions WHERE request_id = ? ORDER BY created, action, trade",
                 (request_id,)).fetchall())
@@ -183,8 +198,12 @@ class Ledger:
     async def record_response(self, request_id: str, response: dict[str, Any]) -> None:
         """The answer every later request under the key is given (written before it returns)."""
         text = json.dumps(response, ensure_ascii=False, default=str)
-        await self._run(lambda tx: tx.run("UPDATE alipay_requests SET response = ?, updated = ? WHERE id = ?",
-                                          (text, time.time(), request_id)))
+        await self._run(lambda tx: tx.run("UPDATE alipay_requests SET response = ?, busy_until = 0, updated = ? "
+                                          "WHERE id = ?", (text, time.time(), request_id)))
+
+    async def unbusy(self, request_id: str) -> None:
+        """Give the request back after an attempt that failed: the next attempt may take it at once."""
+        await self._run(lambda tx: tx.run("UPDATE alipay_requests SET busy_until = 0 WHERE id = ?", (request_id,)))
 
     async def release_request(self, request_id: str) -> None:
         """Forget a request that sent nothing (no action, no answer): a fallback may take the key."""
@@ -227,14 +246,19 @@ class Ledger:
         return await self._run(work)
 
     async def settle_action(self, row: ActionRow, state: str, result: str | None, answer: dict[str, Any] | None,
-                            *, keep_cents: int | None = None) -> None:
-        """Record an attempt's outcome. ``keep_cents``: what stays booked on the row's holds (the money
-        that moved); None keeps the holds as they are (moved, or may have)."""
+                            *, keep_cents: int | None = None) -> bool:
+        """Record an attempt's outcome, once: an action already settled (another attempt, a retried commit)
+        keeps its first outcome and its holds are not given back twice — False then. ``keep_cents``: what
+        stays booked on the stored holds (the money that moved); None keeps them as they are."""
         now = time.time()
         text = json.dumps(answer, ensure_ascii=False, default=str) if answer is not None else None
 
-        def work(tx: Tx) -> None:
-            holds = [dict(hold) for hold in row.holds]
+        def work(tx: Tx) -> bool:
+            stored = tx.run("SELECT state, holds FROM alipay_actions WHERE request_id = ? AND action = ? AND trade = ?",
+                            (row.request_id, row.action, row.trade)).fetchone()
+            if stored is None or stored[0] not in (CLAIMED, UNKNOWN):
+                return False
+            holds = json.loads(stored[1] or "[]")
             if keep_cents is not None:
                 for hold in holds:
                     give_back = hold["cents"] - min(keep_cents, hold["cents"])
@@ -245,18 +269,19 @@ class Ledger:
             tx.run("UPDATE alipay_actions SET state = ?, result = ?, answer = ?, holds = ?, updated = ? "
                    "WHERE request_id = ? AND action = ? AND trade = ?",
                    (state, result, text, json.dumps(holds), now, row.request_id, row.action, row.trade))
+            return True
 
-        await self._run(work)
+        return await self._run(work)
 
     async def release_action(self, row: ActionRow) -> None:
-        """Forget a claim whose attempt provably sent nothing; its holds are given back."""
+        """Forget a claim whose attempt provably sent nothing; its stored holds are given back (once)."""
         def work(tx: Tx) -> None:
-            gone = tx.run("DELETE FROM alipay_actions WHERE request_id = ? AND action = ? AND trade = ? "
-                          "AND state = ?", (row.request_id, row.action, row.trade, CLAIMED)).rowcount
-            if gone:
-                for hold in row.holds:
-                    tx.run("UPDATE alipay_values SET int_value = int_value - ? WHERE name = ?",
-                           (hold["cents"], hold["name"]))
+            stored = tx.run("DELETE FROM alipay_actions WHERE request_id = ? AND action = ? AND trade = ? "
+                            "AND state = ? RETURNING holds",
+                            (row.request_id, row.action, row.trade, CLAIMED)).fetchone()
+            for hold in json.loads(stored[0] or "[]") if stored else ():
+                tx.run("UPDATE alipay_values SET int_value = int_value - ? WHERE name = ?",
+                       (hold["cents"], hold["name"]))
 
         await self._run(work)
 

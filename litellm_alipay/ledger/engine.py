@@ -84,7 +84,7 @@ class SqliteEngine(Engine):
     """A SQLite file in WAL mode with full fsync: every worker process of one host shares it."""
 
     name = "sqlite"
-    unavailable = (sqlite3.OperationalError, sqlite3.DatabaseError)
+    unavailable = (sqlite3.OperationalError,)  # locked, unreadable, gone; a constraint bug is not an outage
 
     def __init__(self, path: str) -> None:
         super().__init__()

@@ -19,7 +19,8 @@ CREATE = (
     "CREATE TABLE IF NOT EXISTS alipay_ledger_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS alipay_requests ("
     " id TEXT PRIMARY KEY, app_id TEXT NOT NULL, fingerprint TEXT NOT NULL DEFAULT '',"
-    " response TEXT, created DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL)",
+    " response TEXT, busy_until DOUBLE PRECISION NOT NULL DEFAULT 0,"
+    " created DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL)",
     "CREATE TABLE IF NOT EXISTS alipay_actions ("
     " request_id TEXT NOT NULL, action TEXT NOT NULL, trade TEXT NOT NULL, out_request_no TEXT NOT NULL,"
     " amount_cents BIGINT, state TEXT NOT NULL, result TEXT, answer TEXT, holds TEXT NOT NULL DEFAULT '[]',"

@@ -42,12 +42,14 @@ MCP_READY = "alipay MCP server ready on"
 AUDIT_ENV = "ALIPAY_AUDIT_LOG"
 #: the tools whose money movement the ledger keys by the caller's idempotency key (a cancel moves money
 #: too, but Alipay cancels a trade once: a repeat only reports it; close and create move none)
-KEYED = frozenset({"refund"})
+#: the tools that move (or commit to moving) money under a caller's key: a refund, a cancel of a paid trade,
+#: a mandate proposed and a payment under it
+KEYED = frozenset({"refund", "cancel_payment", "propose_mandate", "pay_under_mandate"})
 _KEY_SCHEMA: dict[str, Any] = {
     "type": "string", "minLength": 8, "maxLength": 255, "pattern": r"^[\x21-\x7e]+$",
-    "description": "Your id for this one refund (8-255 printable ASCII), e.g. the support ticket's refund id. "
-                   "Send the same key on every retry: one key refunds once. A new refund needs a new key; a "
-                   "key already used with other arguments is refused.",
+    "description": "Your id for this one action (8-255 printable ASCII), e.g. the support ticket's refund id. "
+                   "Send the same key on every retry: one key acts once. A new refund or payment needs a new "
+                   "key; a key already used with other arguments is refused.",
 }
 _NO_KEY = (f"{IDEMPOTENCY_KEY}: a money-moving tool needs the caller's idempotency key, the same on every retry "
            f"of one refund: pass it as the tool argument {IDEMPOTENCY_KEY!r} (8-255 printable ASCII, e.g. the "
@@ -127,12 +129,13 @@ def toolkit_from_env(env: Mapping[str, str] | None = None, audit_log: str | None
 def annotations(action: str) -> dict[str, Any]:
     """MCP tool annotations: clients ask a person before a destructive call, and retry freely only an
     idempotent one. ``idempotent_hint`` holds where the same arguments cannot move money again: queries;
-    a refund, because its arguments carry the required idempotency key (one key, one refund: the ledger
-    and Alipay's request number both see to it); a cancel (Alipay cancels a trade once); close and create
-    (no money; a repeat finds the order closed, or gets the same QR code)."""
+    a refund, a cancel, a mandate proposed or a payment under it, because their arguments carry the
+    required idempotency key (one key, one action: the ledger and Alipay's request numbers see to it);
+    cancelling a mandate (once); close and create (no money; a repeat finds the order closed, or gets the
+    same QR code). Proposing a mandate moves nothing (the person approves it in the Alipay app)."""
     read_only = action in READ_ONLY
     return {"title": action.replace("_", " "), "read_only_hint": read_only,
-            "destructive_hint": not read_only and action != "create_payment",
+            "destructive_hint": not read_only and action not in ("create_payment", "propose_mandate"),
             "idempotent_hint": True, "open_world_hint": True}
 
 

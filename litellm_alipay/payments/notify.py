@@ -60,6 +60,11 @@ class NotifySettings:
                    max_body_bytes=int(size) if size else cls.max_body_bytes)
 
 
+#: how long one worker holds a notify_id while its hook runs: a worker that dies mid-hook leaves it to
+#: Alipay's next re-send after this (Alipay re-sends for about 25 hours)
+HANDLING_LEASE = 120
+
+
 class NotifyRejected(AlipayError):
     """A notification that must not be trusted; ``field`` names what failed (sign, app_id, …)."""
 
@@ -161,19 +166,35 @@ class NotifyVerifier:
         except NotifyRejected as exc:
             self._audit(params, "rejected", reason=str(exc))
             return "failure"
-        if note.disposition != "duplicate" and not await self.store.claim(self._seen_key(note.notify_id), None):
-            note = self._notification(note.params, "duplicate")  # another worker took it meanwhile
-        if note.disposition == "applied":
-            if self._on_notification is not None:
-                try:
-                    await self._on_notification(note)
-                except Exception as exc:  # the caller's hook failed: Alipay must re-send
-                    await self.store.unclaim(self._seen_key(note.notify_id))
-                    self._audit(params, "hook_failed", reason=type(exc).__name__)
-                    return "failure"
-            await self.store.hmax(self._order_key, note.out_trade_no, _order(note.params))
+        if note.disposition == "duplicate":
+            self._audit(params, "duplicate")
+            return "success"
+        busy = self._busy_key(note.notify_id)
+        if not await self.store.claim(busy, HANDLING_LEASE):
+            # another worker is handling this notify_id now: not "success" — if it dies mid-hook, Alipay's
+            # re-send (after its lease) must still find the notification unhandled
+            self._audit(params, "in_progress")
+            return "failure"
+        try:
+            if await self.store.exists(self._seen_key(note.notify_id)):  # handled between our check and claim
+                self._audit(params, "duplicate")
+                return "success"
+            if note.disposition == "applied":
+                if self._on_notification is not None:
+                    try:
+                        await self._on_notification(note)
+                    except Exception as exc:  # the caller's hook failed: Alipay must re-send
+                        self._audit(params, "hook_failed", reason=type(exc).__name__)
+                        return "failure"
+                await self.store.hmax(self._order_key, note.out_trade_no, _order(note.params))
+            await self.store.claim(self._seen_key(note.notify_id), None)  # handled: kept for good
+        finally:
+            await self.store.unclaim(busy)
         self._audit(params, note.disposition)
         return "success"
+
+    def _busy_key(self, notify_id: str) -> str:
+        return f"notify-busy:{self.app_id}:{notify_id}"
 
     def _seen_key(self, notify_id: str) -> str:
         return f"notify-seen:{self.app_id}:{notify_id}"

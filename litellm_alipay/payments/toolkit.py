@@ -86,14 +86,17 @@ class PaymentToolkit:
     # ------------------------------------------------------------------------------------ public
     async def arun(self, action: str, args: Mapping[str, Any], *, idempotency_key: str | None = None,
                    tenant: str | None = None, trace_id: str | None = None,
-                   scope: str | None = None) -> PaymentResult | Proposal:
+                   scope: str | None = None, several: bool = False) -> PaymentResult | Proposal:
         """Run ``action`` (a tool name, see ``policy.ACTIONS``); ``PolicyError`` / ``ConfigurationError``
         when the policy or the input refuses it (nothing sent).
 
         A money-moving action needs ``idempotency_key``: one per logical request, the same on every retry
         of it. ``scope`` is who owns the key (a proxy key's hash, a tenant; default: the tenant), so two
         callers choosing the same key never share an action. A retry is answered from the money ledger's
-        record (``replayed``), never executed again."""
+        record (``replayed``), never executed again. One key is one action (a refund or cancel of one trade,
+        of one amount): the same key with other arguments is refused (``IdempotencyKeyReusedError``) —
+        unless ``several``, for a door whose one logical request may act on several trades (the action loop,
+        an agent run), where each (action, trade) is its own claim under the key."""
         trace_id = trace_id or uuid.uuid4().hex
         scope = scope or f"-|{tenant or '-'}"
         if action not in ACTIONS:
@@ -104,6 +107,8 @@ class PaymentToolkit:
             if action in MANDATE_ACTIONS:  # Delegation Pay: its own flow, attempts and outcomes audited there
                 return await self.mandates.arun(action, args, idempotency_key=idempotency_key, tenant=tenant,
                                                 trace_id=trace_id, scope=scope)
+            if action in ("refund", "cancel_payment") and not several:
+                await self._bind(action, args, idempotency_key, scope)
             if action == "refund":
                 return await self._refund(args, idempotency_key, tenant, trace_id, scope, confirmed=False)
             if action == "cancel_payment":  # refunds a paid trade in full: money, under the same rules
@@ -200,6 +205,17 @@ class PaymentToolkit:
         result = await self._send_refund(args, ref, amount, request_no, audit)
         return await self._settle(row, result, args, audit)
 
+    async def _bind(self, action: str, args: Mapping[str, Any], idempotency_key: str | None, scope: str) -> None:
+        """One key, one action: the key's request is bound to this action, trade and amount (Stripe's rule);
+        the same key with other arguments is refused before anything is sent."""
+        key = check_idempotency_key(idempotency_key)
+        ref = trade_ref(args.get("out_trade_no"), args.get("trade_no"))
+        amount = wire.amount(args.get("refund_amount"), "refund_amount") if action == "refund" else ""
+        material = json.dumps([action, trade_key(ref), amount])
+        await self.store.ledger.open_request(request_id(scope, key), self.settings.app_id,
+                                             hashlib.sha256(material.encode()).hexdigest()[:32],
+                                             key_name="idempotency_key")
+
     async def _cancel(self, args: dict[str, Any], idempotency_key: str | None, tenant: str | None,
                       trace_id: str, scope: str) -> PaymentResult:
         """Cancel an order: closes it if unpaid, refunds it in full if paid — so, like a refund, claimed in
@@ -226,7 +242,9 @@ class PaymentToolkit:
             if cents:
                 self.policy.check_call_cap(cents)
             holds = self.policy.holds(app, caller_of(scope), rid, cents) if cents else []
-            row, _ = await ledger.claim_action(rid, app, "cancel_payment", trade_key(ref), "", cents, holds)
+            row, mine = await ledger.claim_action(rid, app, "cancel_payment", trade_key(ref), "", cents, holds)
+            if not mine and row.state in FINAL and row.answer:  # a concurrent attempt already answered
+                return replace(PaymentResult.from_record(row.answer), replayed=True)
         self._audit("attempt", "cancel_payment", args, **audit, amount=wire.yuan(row.amount_cents or 0))
         result = await self.methods.cancel(**ref)
         await self._record(row, result)

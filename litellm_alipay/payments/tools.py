@@ -104,7 +104,7 @@ class PaymentTools:
         return [_definition(name) for name in SPECS if name in enabled]
 
     async def aexecute(self, tool_call: Any, *, idempotency_key: str | None = None, tenant: str | None = None,
-                       trace_id: str | None = None, scope: str | None = None) -> ToolOutcome:
+                       trace_id: str | None = None, scope: str | None = None, several: bool = False) -> ToolOutcome:
         """Run one tool call (an OpenAI dict or LiteLLM's ``ChatCompletionMessageToolCall``) under the
         caller's ``idempotency_key`` (and ``scope``: who owns the key); see ``PaymentToolkit.arun``."""
         function = _field(tool_call, "function") or {}
@@ -116,7 +116,7 @@ class PaymentTools:
             allowed = SPECS[name][1]
             clean = {k: v for k, v in args.items() if k in allowed}  # a model-invented request number is dropped
             outcome = await self.toolkit.arun(name, clean, idempotency_key=idempotency_key, tenant=tenant,
-                                              trace_id=trace_id, scope=scope)
+                                              trace_id=trace_id, scope=scope, several=several)
         except (PolicyError, ConfigurationError) as exc:
             return ToolOutcome(call_id, name, {"result": "refused", "setting": exc.setting, "explanation": str(exc)})
         if isinstance(outcome, Proposal):
@@ -127,7 +127,9 @@ class PaymentTools:
         return run_sync(self.aexecute(tool_call, **kwargs))
 
     async def aexecute_all(self, tool_calls: Iterable[Any], **kwargs: Any) -> list[ToolOutcome]:
-        """Every tool call of one assistant message, in order (money-moving calls are not raced)."""
+        """Every tool call of one assistant message, in order (money-moving calls are not raced): one logical
+        request that may act on several trades (``several``), each (action, trade) claimed once under the key."""
+        kwargs.setdefault("several", True)
         return [await self.aexecute(call, **kwargs) for call in tool_calls or ()]
 
     def execute_all(self, tool_calls: Iterable[Any], **kwargs: Any) -> list[ToolOutcome]:

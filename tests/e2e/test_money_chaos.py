@@ -25,7 +25,10 @@ from .test_money_once import _config, _env
 #: how many logical refund requests (each its own key and trade); ALIPAY_CHAOS_KEYS to run more
 KEYS = int(os.environ.get("ALIPAY_CHAOS_KEYS", "240"))
 ATTEMPTS = 8
+#: how often a client may be told "in progress" (another attempt holds the key) and back off, per key
+BUSY_WAITS = 400
 WORKERS = 8
+BUSY = {"busy": True}
 
 
 class Fleet:
@@ -77,7 +80,7 @@ def test_two_instances_one_postgres_ledger_kill_and_retries_refund_once_per_key(
     env = _env(alipay_emulator_process, postgres_url, tmp_path / "audit.jsonl")
     # the injected model drops must not open the circuit breaker: this run is about money, not resilience
     fleet = Fleet(_config(tmp_path, breaker_threshold=100000), env)
-    counts = {"sent": 0, "dropped_by_client": 0, "duplicates": 0, "errors": 0}
+    counts = {"sent": 0, "dropped_by_client": 0, "duplicates": 0, "errors": 0, "in_progress": 0}
     done = threading.Semaphore(0)
     reasons: collections.Counter[str] = collections.Counter()
     finished: dict[str, dict] = {}
@@ -98,6 +101,10 @@ def test_two_instances_one_postgres_ledger_kill_and_retries_refund_once_per_key(
                 counts["errors"] += 1
                 reasons[type(exc).__name__] += 1
             return None
+        if answer.status_code == 400 and "request-in-progress" in answer.text:
+            with lock:
+                counts["in_progress"] += 1
+            return BUSY
         if answer.status_code != 200:
             with lock:
                 counts["errors"] += 1
@@ -108,21 +115,28 @@ def test_two_instances_one_postgres_ledger_kill_and_retries_refund_once_per_key(
     def one(index: int) -> None:
         key, out_trade_no = f"chaos-{index}-{uuid.uuid4().hex}", trades[index]
         local = random.Random(rng.random())
-        for attempt in range(ATTEMPTS):
+        attempt = waits = 0
+        while attempt < ATTEMPTS and waits < BUSY_WAITS:
             urls = fleet.urls()
             last = attempt == ATTEMPTS - 1
             roll = local.random()
             if not last and roll < 0.15:  # the client gives up on its answer early, then retries
                 post(local.choice(urls), key, out_trade_no, local.uniform(0.05, 0.6))
+                attempt += 1
                 continue
             if not last and roll < 0.3 and len(urls) > 1:  # the same request at both instances at once
                 with lock:
                     counts["duplicates"] += 1
                 with ThreadPoolExecutor(2) as both:
                     answers = list(both.map(lambda u: post(u, key, out_trade_no, 60), urls))
-                reply = next((a for a in answers if a), None)
+                reply = next((a for a in answers if a and a is not BUSY), BUSY if BUSY in answers else None)
             else:
                 reply = post(local.choice(urls), key, out_trade_no, 60)
+            if reply is BUSY:  # another attempt holds the request: the client backs off and asks again
+                waits += 1
+                time.sleep(local.uniform(0.1, 0.4))
+                continue
+            attempt += 1
             if reply is not None:
                 finished[key] = reply
                 break
@@ -148,7 +162,8 @@ def test_two_instances_one_postgres_ledger_kill_and_retries_refund_once_per_key(
         states = dict(conn.execute("SELECT state, count(*) FROM alipay_actions GROUP BY state").fetchall())
         answered = conn.execute("SELECT count(*) FROM alipay_requests WHERE response IS NOT NULL").fetchone()[0]
     print(f"\nchaos: {KEYS} keys, {counts['sent']} requests sent ({counts['duplicates']} duplicated to both "
-          f"instances, {counts['dropped_by_client']} answers dropped by the client, {counts['errors']} errors), "
+          f"instances, {counts['dropped_by_client']} answers dropped by the client, {counts['errors']} errors, "
+          f"{counts['in_progress']} told another attempt was in progress), "
           f"faults {stats['faults_injected']}, one instance SIGKILLed and restarted, {elapsed:.1f} s; "
           f"refunds executed {stats['trades']['refunds_executed']}, "
           f"refund repeats {stats['trades']['refund_repeats']}, "

@@ -171,6 +171,19 @@ def client(money_proxy, alipay_emulator):
     return openai.OpenAI(base_url=money_proxy.base_url, api_key=MASTER_KEY, max_retries=0, timeout=60)
 
 
+def _retry_while_in_progress(call, attempts: int = 120):
+    """A client's retry of a request another attempt still holds (Stripe's 409): refused with
+    ``request-in-progress`` until that attempt answers or its lease runs out; bounded."""
+    for _ in range(attempts):
+        try:
+            return call()
+        except openai.BadRequestError as exc:
+            if "request-in-progress" not in str(exc):
+                raise
+            time.sleep(0.5)  # the client's back-off between retries, as any Stripe-style client does
+    raise AssertionError("the request stayed in progress")
+
+
 def _gateway_actions(reply) -> list[dict]:
     return reply.choices[0].message.model_extra["provider_specific_fields"]["actions"]
 
@@ -196,8 +209,9 @@ def test_gateway_actions_above_the_deployments_limit_are_refused(client, alipay_
     stats = alipay_emulator.stats()
     assert stats["actions_executed"] == {} and stats["actions_refused_by_limit"] == 1
     trail = [json.loads(line) for line in money_proxy.audit.read_text().splitlines()]
-    assert any(r.get("door") == "gateway" and r.get("out_request_no") == action["out_request_no"]
-               and r["result"] == "failed" for r in trail)
+    mine = [r for r in trail if r.get("door") == "gateway" and r.get("out_request_no") == action["out_request_no"]]
+    assert [r["event"] for r in mine] == ["attempt", "outcome"]  # the attempt is written before the send
+    assert mine[0]["max_total_amount"] == "80.00" and mine[1]["result"] == "failed"
 
 
 def test_a_replayed_gateway_action_is_not_billed_again(client, alipay_emulator):
@@ -220,7 +234,7 @@ def test_a_proxy_killed_between_send_and_answer_executes_nothing_new(alipay_emul
     import threading
 
     env = _env(alipay_emulator_process, f"sqlite:///{tmp_path}/ledger.db", tmp_path / "audit.jsonl")
-    config = _config(tmp_path)
+    config = _config(tmp_path, read_timeout=5)  # the dead attempt holds the request for its deadline + 10 s
     first = ProxyProcess(config, env)
     t = alipay_emulator.create_trade(f"T{uuid.uuid4().hex[:12]}", "88.00")
     key = {"Idempotency-Key": "kill-" + uuid.uuid4().hex}
@@ -252,7 +266,8 @@ def test_a_proxy_killed_between_send_and_answer_executes_nothing_new(alipay_emul
     restarted = ProxyProcess(config, env)
     try:
         sdk = openai.OpenAI(base_url=restarted.base_url, api_key=MASTER_KEY, max_retries=0, timeout=60)
-        reply = sdk.chat.completions.create(model="ling-refunds", messages=ask, extra_headers=key)
+        reply = _retry_while_in_progress(lambda: sdk.chat.completions.create(model="ling-refunds", messages=ask,
+                                                                                 extra_headers=key))
     finally:
         restarted.stop()
     [action] = reply.choices[0].message.model_extra["provider_specific_fields"]["actions"]

@@ -190,4 +190,7 @@ def test_refunds_inside_a_proxy_call_need_the_idempotency_key_and_run_once(proxy
     assert first.choices[0].message.content.startswith("Tool result:")
     assert '"fund_change": "Y"' in first.choices[0].message.content
     assert alipay_emulator.stats()["trades"]["refunds_executed"] == 1
-    assert '"replayed": true' in retry.choices[0].message.content  # answered from the money ledger
+    # answered from the money ledger: the first answer again, its action marked, nothing sent, no model asked
+    assert retry.choices[0].message.content == first.choices[0].message.content
+    [action] = retry.choices[0].message.model_extra["provider_specific_fields"]["actions"]
+    assert action["status"] == "SUCCESS" and action["replayed"] is True

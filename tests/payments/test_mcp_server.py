@@ -246,6 +246,7 @@ def test_only_the_mcp_tools_take_the_key(settings) -> None:
 
     offered = PaymentTools(PaymentToolkit(settings, PaymentPolicy.from_mapping({"enabled_actions": list(SPECS)})))
     assert all("idempotency_key" not in d["function"]["parameters"]["properties"] for d in offered.definitions())
-    assert {name for name in SPECS if "idempotency_key" in tools_schema(name)["required"]} == set(KEYED) == {"refund"}
+    assert {name for name in SPECS if "idempotency_key" in tools_schema(name)["required"]} == set(KEYED) == {
+        "refund", "cancel_payment", "propose_mandate", "pay_under_mandate"}
     assert {name for name in SPECS if annotations(name)["destructive_hint"]} == {
-        "refund", "cancel_payment", "close_payment"}
+        "refund", "cancel_payment", "close_payment", "pay_under_mandate", "cancel_mandate"}

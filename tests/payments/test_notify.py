@@ -331,3 +331,24 @@ def test_the_receiver_bounds_the_request_body(captured, tmp_path) -> None:
     assert NotifySettings().max_body_bytes == 64 * 1024
     with pytest.raises(ConfigurationError, match="ALIPAY_NOTIFY_MAX_BODY_BYTES"):
         NotifySettings.from_env({"ALIPAY_NOTIFY_MAX_BODY_BYTES": "10"})
+
+
+async def test_a_notification_another_worker_is_handling_is_not_acknowledged(captured) -> None:
+    """Two copies of one notify_id at once: one runs the hook; the other answers "failure" (Alipay re-sends)
+    rather than "success" — if the first worker died mid-hook, an acknowledged copy would lose the event."""
+    emu, (partial, _) = captured
+    started, release = asyncio.Event(), asyncio.Event()
+    handled: list[str] = []
+
+    async def slow_hook(note: Notification) -> None:
+        started.set()
+        await release.wait()
+        handled.append(note.notify_id)
+
+    verifier = NotifyVerifier(emu.alipay_public_key, emu.app_id, trade_amount=_amount_10, on_notification=slow_hook)
+    first = asyncio.ensure_future(verifier.ahandle(partial))
+    await started.wait()
+    assert await verifier.ahandle(partial) == "failure"  # the copy while the first is in its hook
+    release.set()
+    assert await first == "success" and handled == [partial["notify_id"]]
+    assert await verifier.ahandle(partial) == "success" and len(handled) == 1  # Alipay's re-send: a duplicate

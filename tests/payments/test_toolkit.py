@@ -314,7 +314,7 @@ async def test_the_preflight_refuses_unrefundable_trades_without_sending(setting
                                                                          tmp_path) -> None:
     kit = _toolkit(settings, AuditLog(tmp_path / "audit.jsonl"))
     finished, unpaid = trade("5.00", trade_status="TRADE_FINISHED"), trade("5.00", trade_status="WAIT_BUYER_PAY")
-    results = [await kit.arun("refund", {"out_trade_no": no, "refund_amount": "1"}, idempotency_key=KEY)
+    results = [await kit.arun("refund", {"out_trade_no": no, "refund_amount": "1"}, idempotency_key=f"{KEY}-{no}")
                for no in (finished["out_trade_no"], unpaid["out_trade_no"], "no-such-order")]
     assert [(r.result, r.sent, r.method) for r in results] == [(ResultClass.FAILED, False, "alipay.trade.refund")] * 3
     assert "TRADE_FINISHED" in results[0].explanation and "WAIT_BUYER_PAY" in results[1].explanation
@@ -322,3 +322,21 @@ async def test_the_preflight_refuses_unrefundable_trades_without_sending(setting
     assert _refunds(alipay_emulator) == (0, 0)
     lines = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert [(r["event"], r["result"]) for r in lines] == [("outcome", "failed")] * 3
+
+
+async def test_one_key_is_one_action_another_trade_under_it_is_refused(settings, trade, alipay_emulator) -> None:
+    """An MCP agent (or a direct caller) whose model changes the trade on a retry gets a refusal, not a second
+    refund; a door whose one request may act on several trades (the action loop, an agent run) says so."""
+    kit = _toolkit(settings)
+    a, b = trade("50.00"), trade("50.00")
+    await kit.arun("refund", {"out_trade_no": a["out_trade_no"], "refund_amount": "5"}, idempotency_key=KEY)
+    with pytest.raises(ConfigurationError) as other_trade:
+        await kit.arun("refund", {"out_trade_no": b["out_trade_no"], "refund_amount": "5"}, idempotency_key=KEY)
+    assert other_trade.value.setting == "idempotency_key" and "different request" in str(other_trade.value)
+    assert _refunds(alipay_emulator) == (1, 1)
+    loop_key = "loop-" + uuid.uuid4().hex
+    for t in (a, b):
+        done = await kit.arun("refund", {"out_trade_no": t["out_trade_no"], "refund_amount": "2"},
+                              idempotency_key=loop_key, several=True)
+        assert done.result is ResultClass.SUCCEEDED
+    assert _refunds(alipay_emulator) == (3, 3)

@@ -64,7 +64,9 @@ async def run_tool(tools: PaymentTools, name: str, arguments: str | Mapping[str,
         except ConfigurationError:
             raise error(name, where, malformed=True) from None
     call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
-    outcome = await tools.aexecute(call, idempotency_key=key, tenant=context.tenant if context else None)
+    # one run is one logical request that may act on several trades: each (action, trade) claimed under the key
+    outcome = await tools.aexecute(call, idempotency_key=key, tenant=context.tenant if context else None,
+                                   several=True)
     if context is not None:
         context.outcomes.append(outcome)
     return outcome
