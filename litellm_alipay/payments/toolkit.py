@@ -42,12 +42,13 @@ class Proposal:
     token: str = field(repr=False)
     action: str
     args: dict[str, Any]
-    idempotency_key: str = field(repr=False)
+    #: the ledger's id of the logical request (the hash of the caller-scoped key: the key is never stored)
+    request_id: str = field(repr=False)
     tenant: str | None
     trace_id: str
     out_request_no: str
     amount: str
-    scope: str = "-"
+    caller: str = "-"  # whose per-day cap the refund counts against
 
     def to_json(self) -> str:
         return json.dumps({k: getattr(self, k) for k in self.__dataclass_fields__ if k != "token"})
@@ -135,8 +136,8 @@ class PaymentToolkit:
                                                     "used or expired)")
         self._audit("confirmation", proposal.action, proposal.args, proposal.tenant, proposal.trace_id,
                     out_request_no=proposal.out_request_no, amount=proposal.amount)
-        result = await self._refund(proposal.args, proposal.idempotency_key, proposal.tenant, proposal.trace_id,
-                                    proposal.scope, confirmed=True)
+        result = await self._refund(proposal.args, None, proposal.tenant, proposal.trace_id, "", confirmed=True,
+                                    bound=(proposal.request_id, proposal.caller))
         assert isinstance(result, PaymentResult)
         return result
 
@@ -166,16 +167,20 @@ class PaymentToolkit:
                                  subject=_arg(args, "subject"), notify_url=args.get("notify_url"))
 
     async def _refund(self, args: dict[str, Any], idempotency_key: str | None, tenant: str | None,
-                      trace_id: str, scope: str, *, confirmed: bool) -> PaymentResult | Proposal:
+                      trace_id: str, scope: str, *, confirmed: bool,
+                      bound: tuple[str, str] | None = None) -> PaymentResult | Proposal:
         """One logical refund: answered from the ledger when an earlier attempt under the key claimed it,
-        else checked, claimed with its cap holds (committed before the send), sent and settled."""
+        else checked, claimed with its cap holds (committed before the send), sent and settled. ``bound``:
+        a confirmed proposal's request id and caller (its key is not kept)."""
         app = self.settings.app_id
-        key = check_idempotency_key(idempotency_key)
+        if bound is None:
+            rid, caller = request_id(scope, check_idempotency_key(idempotency_key)), caller_of(scope)
+        else:
+            rid, caller = bound
         amount = wire.amount(args.get("refund_amount"), "refund_amount")
         cents = wire.cents(amount)
         ref = trade_ref(args.get("out_trade_no"), args.get("trade_no"))
         trade = trade_key(ref)
-        rid = request_id(scope, key)
         request_no = refund_request_no(app, rid, trade)
         audit = {"out_request_no": request_no, "amount": amount, "tenant": tenant, "trace_id": trace_id}
         self.policy.check_call_cap(cents)  # before any call
@@ -192,14 +197,14 @@ class PaymentToolkit:
         self.policy.check_refund(cents, refundable)
 
         if self.policy.confirm and not confirmed:
-            proposal = Proposal("cf_" + secrets.token_urlsafe(24), "refund", args, key, tenant, trace_id,
-                                request_no, amount, scope)
+            proposal = Proposal("cf_" + secrets.token_urlsafe(24), "refund", args, rid, tenant, trace_id,
+                                request_no, amount, caller)
             await self.store.put(_proposal_key(proposal.token), proposal.to_json(), PROPOSAL_TTL)
             self._audit("proposal", "refund", args, **audit, result="needs_confirmation")
             return proposal
 
         row, mine = await ledger.claim_action(rid, app, "refund", trade, request_no, cents,
-                                              self.policy.holds(app, caller_of(scope), rid, cents))
+                                              self.policy.holds(app, caller, rid, cents))
         if not mine:  # a concurrent attempt under the same key claimed it first
             return await self._replay(row, cents, args, ref, audit)
         result = await self._send_refund(args, ref, amount, request_no, audit)
