@@ -235,6 +235,15 @@ def notify_app(verifier: NotifyVerifier, *, max_body_bytes: int = NotifySettings
     """A minimal ASGI app: ``POST`` (any path) → ``success`` / ``failure`` as ``text/plain``; a body over
     ``max_body_bytes`` → 413, not read further. On the lifespan shutdown it closes the pooled gateway
     connections its lookups opened on the server's loop."""
+    return form_post_app(verifier.ahandle, max_body_bytes=max_body_bytes,
+                         rejected=lambda why: verifier._audit({}, "rejected", reason=why))
+
+
+def form_post_app(handle: Callable[[dict[str, str]], Awaitable[str]], *,
+                  max_body_bytes: int = NotifySettings.max_body_bytes,
+                  rejected: Callable[[str], None] | None = None) -> Callable[..., Awaitable[None]]:
+    """The one receiver of Alipay's form POSTs (trade and Delegation Pay notifications): ``handle``'s
+    answer as ``text/plain``, the body bounded (413 past ``max_body_bytes``, the rest never read)."""
     limit = NotifySettings(max_body_bytes=max_body_bytes).max_body_bytes
 
     async def app(scope: dict, receive: Callable, send: Callable) -> None:
@@ -249,10 +258,11 @@ def notify_app(verifier: NotifyVerifier, *, max_body_bytes: int = NotifySettings
         try:
             body = await read_body(receive, limit, _content_length(scope))
         except NotifyBodyTooLarge as exc:
-            verifier._audit({}, "rejected", reason=str(exc))
+            if rejected is not None:
+                rejected(str(exc))
             await answer(send, exc.status, b"failure")
             return
-        text = await verifier.ahandle(parse_form(body))
+        text = await handle(parse_form(body))
         await answer(send, 200, text.encode())
 
     return app

@@ -269,3 +269,31 @@ async def test_a_requests_recorded_payments_are_answered_from_the_ledger(setting
     [(_, unfinished)] = await kit.arecorded("purchase-never-sent", "-|-")  # claimed, then the process died
     assert unfinished.result is ResultClass.RETRY_SAME_ID and unfinished.outcome_known and not unfinished.sent
     assert _sent(alipay_emulator)[1] == 1
+
+
+async def test_the_delegation_receiver_bounds_the_request_body() -> None:
+    """The Delegation Pay receiver is the trade notifications' one receiver: a body past its bound is a 413,
+    never read whole (and never handed to the handler)."""
+    from litellm_alipay.payments.notify import NotifySettings
+
+    seen: list[dict] = []
+
+    class Handler:
+        async def ahandle(self, params: dict) -> str:
+            seen.append(params)
+            return "success"
+
+    app = delegation_notify_app(Handler())  # type: ignore[arg-type]
+    sent: list[dict] = []
+    size = NotifySettings().max_body_bytes + 1
+    pieces = iter([{"type": "http.request", "body": b"a" * size, "more_body": True},
+                   {"type": "http.request", "body": b"", "more_body": False}])
+
+    async def receive() -> dict:
+        return next(pieces)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app({"type": "http", "method": "POST", "headers": []}, receive, send)
+    assert sent[0]["status"] == 413 and seen == []

@@ -23,7 +23,7 @@ from ...ledger import Ledger, ledger_for
 from ...wire.signing import KeyText, PublicKey, load_public_key
 from .. import wire
 from ..audit import AuditLog
-from ..notify import NotifyVerifier, answer, parse_form, read_body
+from ..notify import NotifyVerifier, form_post_app
 from . import delegation_wire as dw
 from .mandate import Mandate, MandateBook
 
@@ -119,20 +119,6 @@ class DelegationNotifications:
 
 
 def delegation_notify_app(handler: DelegationNotifications) -> Callable[..., Awaitable[None]]:
-    """A minimal ASGI app for the application gateway: ``POST`` (any path) → ``success`` / ``failure``."""
-
-    async def app(scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        if scope["type"] != "http":
-            return
-        if scope["method"] != "POST":
-            await answer(send, 405, b"method not allowed")
-            return
-        text = await handler.ahandle(parse_form(await read_body(receive)))
-        await answer(send, 200, text.encode())
-
-    return app
+    """A minimal ASGI app for the application gateway: ``POST`` (any path) → ``success`` / ``failure``, the
+    body bounded as the trade notifications' receiver bounds it (one receiver: ``notify.form_post_app``)."""
+    return form_post_app(handler.ahandle)
