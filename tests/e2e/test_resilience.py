@@ -98,15 +98,22 @@ async def test_payment_action_runs_once_when_the_connection_drops_after_executio
     assert stats["faults_injected"].get("drop_after_actions") == 1
 
 
-async def test_fallback_attempt_reuses_the_out_request_no(deployment, alipay_emulator):
+async def test_fallback_attempt_reuses_the_out_request_no(alipay_emulator):
+    # the certificate-mode app, its fault scoped to it: a request another test left in flight on the demo app
+    # cannot take this test's one fault
+    env = alipay_emulator.env()
+    cert_app = {"app_id": env["ALIPAY_CERT_APP_ID"], "app_private_key": env["ALIPAY_CERT_APP_PRIVATE_KEY"],
+                "app_cert": env["ALIPAY_CERT_APP_CERT"], "alipay_public_cert": env["ALIPAY_CERT_PUBLIC_CERT"],
+                "alipay_root_cert": env["ALIPAY_CERT_ROOT_CERT"], "api_base": env["ALIPAY_GATEWAY_URL"]}
     router = litellm.Router(
         model_list=[
-            {"model_name": "fin-chat", "litellm_params": {"model": "alipay/ant-fin-chat", **deployment}},
-            {"model_name": "fin-chat-lite", "litellm_params": {"model": "alipay/ant-fin-chat-lite", **deployment}},
+            {"model_name": "fin-chat", "litellm_params": {"model": "alipay/ant-fin-chat", **cert_app}},
+            {"model_name": "fin-chat-lite", "litellm_params": {"model": "alipay/ant-fin-chat-lite", **cert_app}},
         ],
         fallbacks=[{"fin-chat": ["fin-chat-lite"]}], num_retries=0,
     )
-    alipay_emulator.set_faults([{"kind": "drop_after_actions", "next": 1}])
+    alipay_emulator.set_faults([{"kind": "drop_after_actions", "next": 1, "app_ids": [env["ALIPAY_CERT_APP_ID"]],
+                                 "methods": ["alipay.cloud.ai.chat"]}])
     reply = await router.acompletion(model="fin-chat", allowed_actions=["FREEZE_ACCOUNT"], messages=[
         {"role": "user", "content": "freeze account 10"}])
     assert reply.model == "ant-fin-chat-lite"
