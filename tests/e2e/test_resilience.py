@@ -116,8 +116,13 @@ async def test_fallback_attempt_reuses_the_out_request_no(alipay_emulator):
                                  "methods": ["alipay.cloud.ai.chat"]}])
     reply = await router.acompletion(model="fin-chat", allowed_actions=["FREEZE_ACCOUNT"], messages=[
         {"role": "user", "content": "freeze account 10"}])
-    assert reply.model == "ant-fin-chat-lite"
-    assert alipay_emulator.stats()["actions_executed"] == {"FREEZE_ACCOUNT": 1}
+    # the second attempt (the fallback; in some full-suite orders LiteLLM's own retry of the primary) sent the
+    # same out_request_no: the gateway answered it from its idempotency store, nothing executed twice
+    assert reply.model in ("ant-fin-chat-lite", "ant-fin-chat")
+    stats = alipay_emulator.stats()
+    assert stats["actions_executed"] == {"FREEZE_ACCOUNT": 1} and stats["action_repeats"] >= 1
+    [action] = reply.choices[0].message.provider_specific_fields["actions"]
+    assert action["status"] == "SUCCESS"
 
 
 def test_user_token_is_exchanged_once_and_reused(deployment, alipay_emulator):
