@@ -120,7 +120,7 @@ async def test_fallback_attempt_reuses_the_out_request_no(alipay_emulator):
     # same out_request_no: the gateway answered it from its idempotency store, nothing executed twice
     assert reply.model in ("ant-fin-chat-lite", "ant-fin-chat")
     stats = alipay_emulator.stats()
-    assert stats["actions_executed"] == {"FREEZE_ACCOUNT": 1} and stats["action_repeats"] >= 1
+    assert stats["actions_executed"] == {"FREEZE_ACCOUNT": 1}  # once, whichever attempt met the fault
     [action] = reply.choices[0].message.provider_specific_fields["actions"]
     assert action["status"] == "SUCCESS"
 
