@@ -235,7 +235,7 @@ class PaymentToolkit:
         row = await ledger.action(rid, "cancel_payment", trade_key(ref))
         audit = {"tenant": tenant, "trace_id": trace_id}
         if row is not None and row.state in FINAL and row.answer:
-            replayed = replace(PaymentResult.from_record(row.answer), replayed=True)
+            replayed = _replayed(row)
             self._audit("replay", "cancel_payment", args, **audit, result=replayed)
             return replayed
         if row is None:
@@ -249,7 +249,7 @@ class PaymentToolkit:
             holds = self.policy.holds(app, caller_of(scope), rid, cents) if cents else []
             row, mine = await ledger.claim_action(rid, app, "cancel_payment", trade_key(ref), "", cents, holds)
             if not mine and row.state in FINAL and row.answer:  # a concurrent attempt already answered
-                return replace(PaymentResult.from_record(row.answer), replayed=True)
+                return _replayed(row)
         self._audit("attempt", "cancel_payment", args, **audit, amount=wire.yuan(row.amount_cents or 0))
         result = await self.methods.cancel(**ref)
         await self._record(row, result)
@@ -311,7 +311,7 @@ class PaymentToolkit:
                                    "different refund of the same trade needs a new key")
         audit = {**audit, "out_request_no": row.out_request_no}
         if row.state in FINAL and row.answer:
-            replayed = replace(PaymentResult.from_record(row.answer), replayed=True)
+            replayed = _replayed(row)
             self._audit("replay", "refund", args, **audit, result=replayed)
             return replayed
         check = await self.methods.refund_query(out_request_no=row.out_request_no, **ref)
@@ -393,6 +393,11 @@ class PaymentToolkit:
             fields["result"] = result
         self.audit.write(event, app=self.settings.app_id, tenant=tenant, action=action, method=ACTIONS[action],
                          args=args, out_trade_no=args.get("out_trade_no"), trace_id=trace_id, **fields)
+
+
+def _replayed(row: ActionRow) -> PaymentResult:
+    """A settled action's recorded outcome, given again: nothing moved in this call."""
+    return replace(PaymentResult.from_record(row.answer or {}), replayed=True)
 
 
 def trade_key(ref: Mapping[str, str]) -> str:
